@@ -139,6 +139,20 @@ pub mod spire {
     }
 }
 
+/// spire-rs extensions to the SPIRE APIs, in packages of their own.
+pub mod spirers {
+    /// Services the spire-rs server adds.
+    pub mod server {
+        /// Push notification of changes to agents.
+        pub mod notify {
+            generated_mod! {
+                /// `spirers.server.notify.v1`: the `Notify` service.
+                v1 => "spirers.server.notify.v1"
+            }
+        }
+    }
+}
+
 /// gRPC health checking (`grpc.health.v1`), re-exported from `tonic-health`.
 pub mod health {
     pub use tonic_health::pb::*;

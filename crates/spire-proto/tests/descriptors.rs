@@ -144,6 +144,11 @@ fn grpc_paths_and_streaming_shapes_are_spires() -> TestResult {
             "/spire.api.agent.delegatedidentity.v1.DelegatedIdentity/SubscribeToJWTBundles",
             SERVER_STREAM,
         ),
+        // spire-rs's own push service (not part of SPIRE).
+        (
+            "/spirers.server.notify.v1.Notify/WatchChanges",
+            SERVER_STREAM,
+        ),
     ];
     for (path, shape) in expected {
         assert_eq!(catalog.methods.get(*path), Some(shape), "{path}");
@@ -240,6 +245,7 @@ fn every_service_has_exactly_the_spec_methods() -> TestResult {
                 "NewDownstreamX509CA",
             ],
         ),
+        ("spirers.server.notify.v1.Notify", &["WatchChanges"]),
         (
             "spire.api.server.trustdomain.v1.TrustDomain",
             &[
