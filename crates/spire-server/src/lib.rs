@@ -1,2 +1,12 @@
 //! The spire-rs server: the certificate authority and registry of a trust domain, and the
 //! SPIRE server APIs over TCP (mTLS) and the admin Unix socket.
+
+pub mod api;
+pub mod authz;
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod datastore;
+pub use spire_common::keymanager;
+pub mod run;
+pub mod upstream;

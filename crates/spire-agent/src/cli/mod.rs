@@ -1,0 +1,110 @@
+//! The `spire-agent` command line: SPIRE's subcommands with single-dash Go-style flags.
+//! Errors print as `Error: <message>` on stderr with exit status 1, as SPIRE's do.
+
+mod fetch_x509;
+mod healthcheck;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "spire-agent", about = "The spire-rs agent", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the agent.
+    Run(crate::config::AgentFlags),
+    /// Determines agent health status.
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// Talks to the Workload API.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiCommand {
+    /// Fetches identities from the Workload API.
+    Fetch {
+        #[command(subcommand)]
+        command: Option<FetchCommand>,
+        #[command(flatten)]
+        x509: fetch_x509::FetchX509Args,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FetchCommand {
+    /// Fetches X509-SVIDs from the Workload API.
+    X509(fetch_x509::FetchX509Args),
+}
+
+/// A command failure, printed as `Error: <message>`.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl From<tonic::Status> for CliError {
+    fn from(status: tonic::Status) -> Self {
+        CliError(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        ))
+    }
+}
+
+/// Runs the command line with the process arguments.
+pub fn main() -> ExitCode {
+    run_with_args(std::env::args_os().collect())
+}
+
+/// Runs the command line with `args` (program name first).
+pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(spire_common::flags::go_style_args(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(flags) => crate::run::run_command(flags).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Api {
+                command: ApiCommand::Fetch { command, x509 },
+            } => match command {
+                Some(FetchCommand::X509(args)) => fetch_x509::run(args).await,
+                None => fetch_x509::run(x509).await,
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(message)) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

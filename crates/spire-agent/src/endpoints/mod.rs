@@ -1,0 +1,125 @@
+//! The agent's public endpoint: the SPIFFE Workload API on a Unix socket
+//! (SPIRE's `pkg/agent/endpoints`).
+//!
+//! [`serve`] binds the socket (see [`bind_socket`]), tracks every connection's caller
+//! ([`tracked_incoming`]) and serves [`WorkloadApiHandler`] until `shutdown` completes;
+//! then every open stream ends and the server drains. The pieces are public so that the
+//! agent can mount further services (SDS, health) on the same socket.
+
+mod listener;
+pub mod workload_api;
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use thiserror::Error;
+use tokio::net::UnixListener;
+
+pub use listener::{PeerConn, PeerConnectInfo, bind_socket, tracked_incoming};
+pub use workload_api::{WorkloadApiHandler, check_security_header};
+
+use crate::manager::Cache;
+use crate::workload::WorkloadAttestors;
+
+/// SPIRE's default Workload API socket (`socket_path`).
+pub const DEFAULT_SOCKET_PATH: &str = "/tmp/spire-agent/public/api.sock";
+
+/// Options of the Workload API endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadApiConfig {
+    /// The Unix socket path (agent option `socket_path`).
+    pub socket_path: PathBuf,
+    /// Serve bundles to callers without identity (agent option
+    /// `allow_unauthenticated_verifiers`).
+    pub allow_unauthenticated_verifiers: bool,
+}
+
+impl Default for WorkloadApiConfig {
+    fn default() -> Self {
+        WorkloadApiConfig {
+            socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
+            allow_unauthenticated_verifiers: false,
+        }
+    }
+}
+
+/// Why the endpoint could not be set up or stopped with an error.
+#[derive(Debug, Error)]
+pub enum EndpointsError {
+    /// The socket's parent directory could not be created.
+    #[error("unable to create socket directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("create UDS listener on {}: {source}", path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The socket's mode could not be set to 0777.
+    #[error("unable to change UDS permissions of {}: {source}", path.display())]
+    Chmod {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("workload API server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Serves the Workload API on `socket_path` until `shutdown` completes.
+pub async fn serve(
+    socket_path: impl AsRef<Path>,
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    let config = WorkloadApiConfig {
+        socket_path: socket_path.as_ref().to_path_buf(),
+        ..WorkloadApiConfig::default()
+    };
+    serve_with_config(&config, cache, attestors, shutdown).await
+}
+
+/// Serves the Workload API as configured until `shutdown` completes.
+pub async fn serve_with_config(
+    config: &WorkloadApiConfig,
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    let listener = bind_socket(&config.socket_path)?;
+    tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
+    let handler = WorkloadApiHandler::new(cache, attestors)
+        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers);
+    serve_listener(listener, handler, shutdown).await
+}
+
+/// Serves `handler` on an already bound listener until `shutdown` completes; then ends
+/// the open streams and waits for the connections to drain.
+pub async fn serve_listener(
+    listener: UnixListener,
+    handler: WorkloadApiHandler,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    let streams = handler.shutdown_token();
+    tonic::transport::Server::builder()
+        .add_service(SpiffeWorkloadApiServer::new(handler))
+        .serve_with_incoming_shutdown(tracked_incoming(listener), async move {
+            shutdown.await;
+            streams.cancel();
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! The `SpiffeWorkloadAPI` gRPC service (SPIRE's `pkg/agent/endpoints/workload/handler.go`
+//! and the security-header check of `pkg/agent/endpoints/middleware.go`).
+//!
+//! Every call:
+//! 1. must carry exactly one `workload.spiffe.io: true` metadata value, else
+//!    `InvalidArgument "security header missing from request"`;
+//! 2. attests the caller (every call, every stream open): the pid from the connection,
+//!    every workload attestor in parallel, then the PID-reuse check; failures give
+//!    `Unavailable "workload attestation failed"` or
+//!    `Unauthenticated "could not verify existence of the original caller: ..."`.
+//!
+//! `FetchX509SVID` sends the caller's full X.509 context at once and again whenever it
+//! changes; with no identity it ends with `PermissionDenied "no identity issued"`.
+//! `FetchX509Bundles` does the same with bundles only. As in SPIRE, a stream's first
+//! response waits until every matching entry has its SVID in the cache.
+//!
+//! Differences from SPIRE, on purpose: the cache wakes every stream on any change, so
+//! `FetchX509SVID` compares each rebuilt response with the last one sent and only sends
+//! when it differs (SPIRE notifies only affected subscribers and sends every
+//! notification); and once a stream has started, losing all identities while a
+//! matching entry is only waiting for its (re-)signed SVID keeps the stream waiting
+//! instead of failing it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::Stream;
+use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
+use spire_proto::workload::{
+    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
+    ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse, WitsvidRequest,
+    WitsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
+    X509svidResponse,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+use super::listener::PeerConnectInfo;
+use crate::manager::{Cache, WorkloadUpdate};
+use crate::workload::{CallerInfo, PeerWatcher, Selector, WorkloadAttestors};
+
+/// The metadata key of the Workload API security header.
+pub const SECURITY_HEADER: &str = "workload.spiffe.io";
+/// Message of the `InvalidArgument` status for a missing or wrong security header.
+pub const SECURITY_HEADER_MISSING: &str = "security header missing from request";
+/// Message of the `PermissionDenied` status for a caller without identity.
+pub const NO_IDENTITY_ISSUED: &str = "no identity issued";
+/// Message of the `Unimplemented` status of `FetchJWTSVID`.
+pub const JWT_SVID_UNIMPLEMENTED: &str = "JWT-SVIDs are not implemented yet in spire-rs agent";
+/// Message of the `Unimplemented` status of `FetchJWTBundles`.
+pub const JWT_BUNDLES_UNIMPLEMENTED: &str = "JWT bundles are not implemented yet in spire-rs agent";
+/// Message of the `Unimplemented` status of `ValidateJWTSVID`.
+pub const VALIDATE_JWT_SVID_UNIMPLEMENTED: &str =
+    "JWT-SVID validation is not implemented yet in spire-rs agent";
+
+/// A server-streaming response body.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Checks the Workload API security header: exactly one `workload.spiffe.io` value,
+/// equal to `true` (case-sensitive).
+pub fn check_security_header(metadata: &MetadataMap) -> Result<(), Status> {
+    let mut values = metadata.get_all(SECURITY_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) if value.as_bytes() == b"true" => Ok(()),
+        _ => Err(Status::invalid_argument(SECURITY_HEADER_MISSING)),
+    }
+}
+
+/// The Workload API handler: serves identities from the [`Cache`] to attested callers.
+#[derive(Debug, Clone)]
+pub struct WorkloadApiHandler {
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    allow_unauthenticated_verifiers: bool,
+    shutdown: CancellationToken,
+}
+
+impl WorkloadApiHandler {
+    /// A handler serving `cache` to callers attested by `attestors`.
+    pub fn new(cache: Arc<Cache>, attestors: Arc<WorkloadAttestors>) -> Self {
+        WorkloadApiHandler {
+            cache,
+            attestors,
+            allow_unauthenticated_verifiers: false,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Lets callers without identity fetch bundles (agent option
+    /// `allow_unauthenticated_verifiers`; default false).
+    pub fn allow_unauthenticated_verifiers(mut self, allow: bool) -> Self {
+        self.allow_unauthenticated_verifiers = allow;
+        self
+    }
+
+    /// Ends every open stream when `token` is cancelled (for graceful shutdown).
+    pub fn with_shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
+    /// The token whose cancellation ends every open stream.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Checks the header and attests the caller of `request`.
+    async fn start_call<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        check_security_header(request.metadata())?;
+        let watcher = caller_watcher(request)?;
+        let pid = watcher.pid();
+        let selectors = match self.attestors.attest(pid).await {
+            Ok(selectors) => selectors,
+            Err(error) => {
+                tracing::error!(pid, error = %error, "Workload attestation failed");
+                return Err(Status::unavailable(error.to_string()));
+            }
+        };
+        // The attested process must still be the one that connected.
+        if let Err(error) = watcher.is_alive() {
+            tracing::warn!(pid, error = %error, "Could not verify existence of the original caller");
+            watcher.close();
+            return Err(Status::unauthenticated(format!(
+                "could not verify existence of the original caller: {error}"
+            )));
+        }
+        Ok(Caller {
+            pid,
+            selectors,
+            quiet: u32::try_from(pid).ok() == Some(std::process::id()),
+        })
+    }
+
+    fn stream_state(&self, caller: Caller) -> StreamState {
+        StreamState {
+            cache: Arc::clone(&self.cache),
+            updates: self.cache.subscribe(),
+            shutdown: self.shutdown.clone(),
+            caller,
+            first: true,
+            waiting_logged: false,
+            done: false,
+        }
+    }
+}
+
+/// The attested caller of one RPC.
+#[derive(Debug, Clone)]
+struct Caller {
+    pid: i32,
+    selectors: Vec<Selector>,
+    /// The agent itself (its health check): keep it out of the logs.
+    quiet: bool,
+}
+
+/// The caller's watcher: the one of the tracked connection, or (when the service is
+/// mounted on a plain Unix listener) a fresh one from tonic's `UdsConnectInfo`.
+fn caller_watcher<T>(request: &Request<T>) -> Result<Arc<PeerWatcher>, Status> {
+    if let Some(info) = request.extensions().get::<PeerConnectInfo>() {
+        return Ok(Arc::clone(&info.watcher));
+    }
+    let cred = request
+        .extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|info| info.peer_cred)
+        .ok_or_else(|| Status::internal("peer tracker watcher missing from context"))?;
+    let caller = CallerInfo {
+        pid: cred.pid().unwrap_or(0),
+        uid: cred.uid(),
+        gid: cred.gid(),
+    };
+    PeerWatcher::new(caller).map(Arc::new).map_err(|error| {
+        Status::unauthenticated(format!(
+            "could not verify existence of the original caller: {error}"
+        ))
+    })
+}
+
+/// What a stream does with the caller's current view of the cache.
+enum Step<T> {
+    Send(T),
+    Fail(Status),
+}
+
+/// The part of a stream's state shared by the X.509-SVID and bundle streams.
+struct StreamState {
+    cache: Arc<Cache>,
+    updates: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+    caller: Caller,
+    first: bool,
+    waiting_logged: bool,
+    done: bool,
+}
+
+impl StreamState {
+    /// The caller's current view of the cache, or `None` while the stream must wait
+    /// for SVIDs (SPIRE blocks a new subscriber until every matching entry has its
+    /// SVID; an established stream waits only when it would otherwise lose its last
+    /// identity to an entry being re-signed).
+    fn view(&mut self) -> Option<WorkloadUpdate> {
+        self.updates.borrow_and_update();
+        let update = self.cache.workload_update(&self.caller.selectors);
+        let must_wait = update.pending > 0 && (self.first || update.identities.is_empty());
+        if must_wait {
+            if !self.waiting_logged && !self.caller.quiet {
+                tracing::info!(pid = self.caller.pid, "Waiting for SVID to get cached");
+                self.waiting_logged = true;
+            }
+            return None;
+        }
+        self.first = false;
+        Some(update)
+    }
+
+    /// Waits for the next cache change; false when the stream must end (shutdown or
+    /// the cache is gone).
+    async fn changed(&mut self) -> bool {
+        tokio::select! {
+            changed = self.updates.changed() => changed.is_ok(),
+            () = self.shutdown.cancelled() => false,
+        }
+    }
+
+    fn no_identity(&mut self) -> Status {
+        if !self.caller.quiet {
+            tracing::error!(
+                pid = self.caller.pid,
+                registered = false,
+                "No identity issued"
+            );
+        }
+        Status::permission_denied(NO_IDENTITY_ISSUED)
+    }
+
+    /// Runs `step` on every cache change, yielding each new message until a failure
+    /// (which is yielded and ends the stream), shutdown, or the client going away.
+    fn into_stream<T, F>(self, step: F) -> ResponseStream<T>
+    where
+        T: PartialEq + Clone + Send + 'static,
+        F: FnMut(&mut StreamState, WorkloadUpdate) -> Step<T> + Send + 'static,
+    {
+        let init = (self, step, None::<T>);
+        Box::pin(futures::stream::unfold(
+            init,
+            |(mut state, mut step, mut last)| async move {
+                if state.done {
+                    return None;
+                }
+                loop {
+                    if let Some(update) = state.view() {
+                        match step(&mut state, update) {
+                            Step::Send(message) if last.as_ref() != Some(&message) => {
+                                last = Some(message.clone());
+                                return Some((Ok(message), (state, step, last)));
+                            }
+                            Step::Send(_) => {}
+                            Step::Fail(status) => {
+                                state.done = true;
+                                return Some((Err(status), (state, step, last)));
+                            }
+                        }
+                    }
+                    if !state.changed().await {
+                        return None;
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// Builds the `FetchX509SVID` response for a workload's update.
+pub fn compose_x509_svid_response(update: &WorkloadUpdate) -> Result<X509svidResponse, Status> {
+    let own =
+        update.bundles.own.as_ref().ok_or_else(|| {
+            Status::unavailable("could not serialize response: bundle not available")
+        })?;
+    let bundle = own.x509_bundle().to_der();
+    let svids = update
+        .identities
+        .iter()
+        .map(|identity| X509svid {
+            spiffe_id: identity.entry.spiffe_id.to_string(),
+            x509_svid: identity.svid.chain_der(),
+            x509_svid_key: identity.svid.private_key().secret_pkcs8_der().to_vec(),
+            bundle: bundle.clone(),
+            hint: identity.entry.hint.clone(),
+        })
+        .collect();
+    let federated_bundles = update
+        .bundles
+        .federated
+        .iter()
+        .map(|(td, b)| (td.id_string(), b.x509_bundle().to_der()))
+        .collect();
+    Ok(X509svidResponse {
+        svids,
+        crl: Vec::new(),
+        federated_bundles,
+    })
+}
+
+/// Builds the `FetchX509Bundles` response: the own bundle, plus the federated bundles
+/// when the caller has an identity.
+pub fn compose_x509_bundles_response(
+    update: &WorkloadUpdate,
+) -> Result<X509BundlesResponse, Status> {
+    let own =
+        update.bundles.own.as_ref().ok_or_else(|| {
+            Status::unavailable("could not serialize response: bundle not available")
+        })?;
+    let mut bundles = std::collections::HashMap::new();
+    bundles.insert(own.trust_domain().id_string(), own.x509_bundle().to_der());
+    if !update.identities.is_empty() {
+        for (td, bundle) in &update.bundles.federated {
+            bundles.insert(td.id_string(), bundle.x509_bundle().to_der());
+        }
+    }
+    Ok(X509BundlesResponse {
+        crl: Vec::new(),
+        bundles,
+    })
+}
+
+fn log_fetched_svids(caller: &Caller, update: &WorkloadUpdate) {
+    if caller.quiet {
+        return;
+    }
+    let now = SystemTime::now();
+    for identity in &update.identities {
+        let ttl = identity
+            .expires_at
+            .map_or(0.0, |exp| match exp.duration_since(now) {
+                Ok(left) => left.as_secs_f64(),
+                Err(past) => -past.duration().as_secs_f64(),
+            });
+        tracing::debug!(
+            pid = caller.pid,
+            registered = true,
+            spiffe_id = %identity.entry.spiffe_id,
+            ttl,
+            "Fetched X.509 SVID"
+        );
+    }
+}
+
+#[tonic::async_trait]
+impl SpiffeWorkloadApi for WorkloadApiHandler {
+    type FetchX509SVIDStream = ResponseStream<X509svidResponse>;
+    type FetchX509BundlesStream = ResponseStream<X509BundlesResponse>;
+    type FetchJWTBundlesStream = ResponseStream<JwtBundlesResponse>;
+    type FetchWITSVIDStream = ResponseStream<WitsvidResponse>;
+    type FetchWITBundlesStream = ResponseStream<WitBundlesResponse>;
+
+    async fn fetch_x509svid(
+        &self,
+        request: Request<X509svidRequest>,
+    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let caller = self.start_call(&request).await?;
+        let stream = self.stream_state(caller).into_stream(|state, update| {
+            if update.identities.is_empty() {
+                return Step::Fail(state.no_identity());
+            }
+            match compose_x509_svid_response(&update) {
+                Ok(response) => {
+                    log_fetched_svids(&state.caller, &update);
+                    Step::Send(response)
+                }
+                Err(status) => {
+                    tracing::error!(pid = state.caller.pid, error = %status.message(), "Could not serialize X.509 SVID response");
+                    Step::Fail(status)
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn fetch_x509_bundles(
+        &self,
+        request: Request<X509BundlesRequest>,
+    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
+        let caller = self.start_call(&request).await?;
+        let allow_unauthenticated = self.allow_unauthenticated_verifiers;
+        let stream = self.stream_state(caller).into_stream(move |state, update| {
+            if update.identities.is_empty() && !allow_unauthenticated {
+                return Step::Fail(state.no_identity());
+            }
+            match compose_x509_bundles_response(&update) {
+                Ok(response) => Step::Send(response),
+                Err(status) => {
+                    tracing::error!(pid = state.caller.pid, error = %status.message(), "Could not serialize X509 bundle response");
+                    Step::Fail(status)
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn fetch_jwtsvid(
+        &self,
+        request: Request<JwtsvidRequest>,
+    ) -> Result<Response<JwtsvidResponse>, Status> {
+        check_security_header(request.metadata())?;
+        Err(Status::unimplemented(JWT_SVID_UNIMPLEMENTED))
+    }
+
+    async fn fetch_jwt_bundles(
+        &self,
+        request: Request<JwtBundlesRequest>,
+    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
+        check_security_header(request.metadata())?;
+        Err(Status::unimplemented(JWT_BUNDLES_UNIMPLEMENTED))
+    }
+
+    async fn validate_jwtsvid(
+        &self,
+        request: Request<ValidateJwtsvidRequest>,
+    ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
+        check_security_header(request.metadata())?;
+        Err(Status::unimplemented(VALIDATE_JWT_SVID_UNIMPLEMENTED))
+    }
+
+    async fn fetch_witsvid(
+        &self,
+        request: Request<WitsvidRequest>,
+    ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
+        check_security_header(request.metadata())?;
+        Err(Status::unimplemented(
+            "fetching WIT-SVIDs is not implemented",
+        ))
+    }
+
+    async fn fetch_wit_bundles(
+        &self,
+        request: Request<WitBundlesRequest>,
+    ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
+        check_security_header(request.metadata())?;
+        Err(Status::unimplemented(
+            "fetching WIT bundles is not implemented",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::metadata::MetadataValue;
+
+    #[test]
+    fn security_header_must_be_exactly_one_true() {
+        let mut md = MetadataMap::new();
+        assert!(check_security_header(&md).is_err());
+        md.insert(SECURITY_HEADER, MetadataValue::from_static("True"));
+        assert!(check_security_header(&md).is_err());
+        md.insert(SECURITY_HEADER, MetadataValue::from_static("true"));
+        assert!(check_security_header(&md).is_ok());
+        md.append(SECURITY_HEADER, MetadataValue::from_static("true"));
+        let err = check_security_header(&md).err();
+        assert_eq!(
+            err.as_ref().map(Status::code),
+            Some(tonic::Code::InvalidArgument)
+        );
+        assert_eq!(
+            err.as_ref().map(Status::message),
+            Some(SECURITY_HEADER_MISSING)
+        );
+    }
+}

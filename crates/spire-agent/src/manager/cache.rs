@@ -1,0 +1,613 @@
+//! The agent's identity cache: registration entries, their X.509-SVIDs, the own trust
+//! domain bundle and the federated bundles (SPIRE's `pkg/agent/manager/cache`).
+//!
+//! One writer (the sync loop) and many readers (Workload API streams) share a [`Cache`]
+//! through an `Arc`. Every write that changes something bumps a version published on a
+//! [`tokio::sync::watch`] channel, so streams wake at once and rebuild their response
+//! (they compare it with what they last sent and only send differences).
+//!
+//! What a workload gets follows SPIRE (`lru_cache.go`, `hintsfilter.go`):
+//!
+//! - an entry matches when its selector set is a non-empty subset of the workload's
+//!   selectors (entries with no selectors never match);
+//! - identities are the matching entries that have an SVID, in ascending entry ID order;
+//! - among identities sharing a non-empty `hint`, the entry with the older `created_at`
+//!   is kept (smaller entry ID on a tie), the others are dropped;
+//! - bundles are the own trust domain bundle plus the federated bundles named in the
+//!   identities' `federates_with` (missing ones are logged and skipped).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain, X509Svid};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::workload::Selector;
+
+/// SPIRE rotates an X.509-SVID once half of its lifetime has passed.
+pub const DEFAULT_ROTATION_FRACTION: f64 = 0.5;
+
+/// A registration entry authorized for this agent, with its current SVID if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedEntry {
+    /// The registration entry ID (sort key of a workload's identities).
+    pub entry_id: String,
+    /// The SPIFFE ID the entry issues.
+    pub spiffe_id: SpiffeId,
+    /// The entry's parent (the agent, a node alias or another entry).
+    pub parent_id: SpiffeId,
+    /// Selectors a workload must all have to get this identity.
+    pub selectors: Vec<Selector>,
+    /// Trust domains whose bundles are handed out with this identity.
+    pub federates_with: Vec<TrustDomain>,
+    /// Optional hint passed to the workload; unique per response.
+    pub hint: String,
+    /// The entry's revision; a change means the SVID must be re-signed.
+    pub revision_number: i64,
+    /// Creation time (Unix seconds); the older entry wins a duplicate hint.
+    pub created_at: i64,
+    /// The entry's current X.509-SVID.
+    pub svid: Option<Arc<X509Svid>>,
+}
+
+/// One identity served to a workload: a matching entry that has an SVID.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The registration entry (its `svid` is the same as [`Identity::svid`]).
+    pub entry: Arc<CachedEntry>,
+    /// The X.509-SVID.
+    pub svid: Arc<X509Svid>,
+    /// When the SVID's leaf expires, if it could be read.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The bundles a workload may use: the own trust domain bundle and the federated bundles
+/// its identities federate with.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadBundles {
+    /// The agent's own trust domain bundle (`None` until the sync loop sets it).
+    pub own: Option<Arc<SpiffeBundle>>,
+    /// Federated bundles by trust domain.
+    pub federated: BTreeMap<TrustDomain, Arc<SpiffeBundle>>,
+}
+
+/// A consistent snapshot of everything a workload's stream needs.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadUpdate {
+    /// The workload's identities, in the order they are served.
+    pub identities: Vec<Identity>,
+    /// How many matching entries have no SVID yet.
+    pub pending: usize,
+    /// The workload's bundles.
+    pub bundles: WorkloadBundles,
+}
+
+/// Errors of the cache's writer API.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CacheError {
+    /// A bundle for another trust domain was given as the own bundle.
+    #[error("bundle is for trust domain {got}, not the agent's trust domain {expected}")]
+    TrustDomainMismatch {
+        /// The agent's trust domain.
+        expected: TrustDomain,
+        /// The bundle's trust domain.
+        got: TrustDomain,
+    },
+    /// An SVID was given for an entry the cache does not hold.
+    #[error("entry not found: {0}")]
+    EntryNotFound(String),
+    /// An SVID's SPIFFE ID differs from its entry's.
+    #[error(
+        "SVID for entry {entry_id} is for {svid_id}, but the entry's SPIFFE ID is {entry_spiffe_id}"
+    )]
+    SpiffeIdMismatch {
+        /// The entry.
+        entry_id: String,
+        /// The entry's SPIFFE ID.
+        entry_spiffe_id: SpiffeId,
+        /// The SVID's SPIFFE ID.
+        svid_id: SpiffeId,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Validity {
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+#[derive(Debug)]
+struct Record {
+    entry: Arc<CachedEntry>,
+    validity: Option<Validity>,
+    /// The entry changed since its SVID was signed.
+    stale: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    trust_domain: TrustDomain,
+    bundle: Option<Arc<SpiffeBundle>>,
+    federated: BTreeMap<TrustDomain, Arc<SpiffeBundle>>,
+    /// Records by entry ID (so iteration is in entry ID order).
+    records: BTreeMap<String, Record>,
+    /// selector type → selector value → IDs of the entries that have that selector.
+    index: HashMap<String, HashMap<String, BTreeSet<String>>>,
+}
+
+impl State {
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        for (id, record) in &self.records {
+            for s in &record.entry.selectors {
+                self.index
+                    .entry(s.r#type.clone())
+                    .or_default()
+                    .entry(s.value.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+    }
+
+    /// The records whose non-empty selector set is within `selectors`, by entry ID.
+    fn matching(&self, selectors: &[Selector]) -> Vec<&Record> {
+        let set: HashSet<(&str, &str)> = selectors
+            .iter()
+            .map(|s| (s.r#type.as_str(), s.value.as_str()))
+            .collect();
+        let mut candidates: BTreeSet<&str> = BTreeSet::new();
+        for (t, v) in &set {
+            if let Some(ids) = self.index.get(*t).and_then(|values| values.get(*v)) {
+                candidates.extend(ids.iter().map(String::as_str));
+            }
+        }
+        candidates
+            .into_iter()
+            .filter_map(|id| self.records.get(id))
+            .filter(|r| {
+                !r.entry.selectors.is_empty()
+                    && r.entry
+                        .selectors
+                        .iter()
+                        .all(|s| set.contains(&(s.r#type.as_str(), s.value.as_str())))
+            })
+            .collect()
+    }
+
+    fn bundles_for(&self, identities: &[Identity]) -> WorkloadBundles {
+        let mut federated = BTreeMap::new();
+        for identity in identities {
+            for td in &identity.entry.federates_with {
+                match self.federated.get(td) {
+                    Some(bundle) => {
+                        federated.insert(td.clone(), Arc::clone(bundle));
+                    }
+                    None if *td == self.trust_domain => {}
+                    None => tracing::warn!(
+                        registration_id = %identity.entry.entry_id,
+                        spiffe_id = %identity.entry.spiffe_id,
+                        federated_bundle = %td.id_string(),
+                        "Federated bundle contents missing"
+                    ),
+                }
+            }
+        }
+        WorkloadBundles {
+            own: self.bundle.clone(),
+            federated,
+        }
+    }
+}
+
+/// The agent's identity cache. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Cache {
+    state: RwLock<State>,
+    version: watch::Sender<u64>,
+}
+
+impl Cache {
+    /// An empty cache for the agent's trust domain.
+    pub fn new(trust_domain: TrustDomain) -> Self {
+        Cache {
+            state: RwLock::new(State {
+                trust_domain,
+                bundle: None,
+                federated: BTreeMap::new(),
+                records: BTreeMap::new(),
+                index: HashMap::new(),
+            }),
+            version: watch::Sender::new(0),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    // ---------------------------------------------------------------- writer API
+
+    /// Sets the own trust domain bundle.
+    pub fn set_bundle(&self, bundle: SpiffeBundle) -> Result<(), CacheError> {
+        let changed = {
+            let mut state = self.write();
+            if *bundle.trust_domain() != state.trust_domain {
+                return Err(CacheError::TrustDomainMismatch {
+                    expected: state.trust_domain.clone(),
+                    got: bundle.trust_domain().clone(),
+                });
+            }
+            if state.bundle.as_deref() == Some(&bundle) {
+                false
+            } else {
+                tracing::debug!(trust_domain_id = %bundle.trust_domain().id_string(), "Bundle updated");
+                state.bundle = Some(Arc::new(bundle));
+                true
+            }
+        };
+        if changed {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Replaces the full set of federated bundles. A bundle for the own trust domain is
+    /// ignored (use [`set_bundle`](Self::set_bundle)); when two bundles name the same
+    /// trust domain the last one wins.
+    pub fn set_federated_bundles(&self, bundles: impl IntoIterator<Item = SpiffeBundle>) {
+        let changed = {
+            let mut state = self.write();
+            let mut next: BTreeMap<TrustDomain, Arc<SpiffeBundle>> = BTreeMap::new();
+            for bundle in bundles {
+                let td = bundle.trust_domain().clone();
+                if td == state.trust_domain {
+                    tracing::warn!(trust_domain_id = %td.id_string(), "Ignoring own trust domain bundle given as a federated bundle");
+                    continue;
+                }
+                // Keep the existing allocation when the content did not change.
+                let bundle = match state.federated.get(&td) {
+                    Some(old) if **old == bundle => Arc::clone(old),
+                    _ => Arc::new(bundle),
+                };
+                next.insert(td, bundle);
+            }
+            let changed = next.len() != state.federated.len()
+                || next.iter().any(|(td, b)| {
+                    state
+                        .federated
+                        .get(td)
+                        .is_none_or(|old| !Arc::ptr_eq(old, b))
+                });
+            if changed {
+                state.federated = next;
+            }
+            changed
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// Replaces the full set of entries.
+    ///
+    /// An entry whose SPIFFE ID did not change keeps its SVID (as SPIRE does); if its
+    /// revision number changed the SVID is marked for re-signing (see
+    /// [`entries_needing_svids`](Self::entries_needing_svids)). An entry whose SPIFFE ID
+    /// changed loses its SVID. Entries absent from `entries` are dropped with their
+    /// SVIDs. The `svid` of an input entry, when set and for the entry's SPIFFE ID,
+    /// becomes its SVID.
+    pub fn update_entries(&self, entries: Vec<CachedEntry>) {
+        let changed = {
+            let mut state = self.write();
+            let mut old_records = std::mem::take(&mut state.records);
+            let mut changed = false;
+            for mut entry in entries {
+                let incoming_svid = entry.svid.take();
+                let old = old_records.remove(&entry.entry_id);
+                let (mut svid, mut validity, mut stale) = match &old {
+                    Some(old) if old.entry.spiffe_id == entry.spiffe_id => (
+                        old.entry.svid.clone(),
+                        old.validity,
+                        old.stale || old.entry.revision_number != entry.revision_number,
+                    ),
+                    _ => (None, None, false),
+                };
+                if let Some(new_svid) = incoming_svid {
+                    if *new_svid.spiffe_id() == entry.spiffe_id {
+                        validity = validity_of(&new_svid);
+                        svid = Some(new_svid);
+                        stale = false;
+                    } else {
+                        tracing::warn!(entry = %entry.entry_id, "Ignoring SVID given with an entry for another SPIFFE ID");
+                    }
+                }
+                entry.svid = svid;
+                match &old {
+                    None => {
+                        tracing::debug!(entry = %entry.entry_id, spiffe_id = %entry.spiffe_id, "Entry created")
+                    }
+                    Some(old) if *old.entry != entry => {
+                        tracing::debug!(entry = %entry.entry_id, spiffe_id = %entry.spiffe_id, "Entry updated")
+                    }
+                    Some(_) => {}
+                }
+                changed |= old.as_ref().is_none_or(|old| *old.entry != entry);
+                let id = entry.entry_id.clone();
+                let record = Record {
+                    entry: Arc::new(entry),
+                    validity,
+                    stale,
+                };
+                if let Some(duplicate) = state.records.insert(id.clone(), record) {
+                    tracing::warn!(entry = %id, "Duplicate entry ID in update; the last one wins");
+                    drop(duplicate);
+                }
+            }
+            for (id, record) in &old_records {
+                tracing::debug!(entry = %id, spiffe_id = %record.entry.spiffe_id, "Entry removed");
+            }
+            changed |= !old_records.is_empty();
+            state.rebuild_index();
+            changed
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// Stores a newly signed SVID for an entry.
+    pub fn set_svid(&self, entry_id: &str, svid: X509Svid) -> Result<(), CacheError> {
+        let changed = store_svid(&mut self.write(), entry_id, svid)?;
+        if changed {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Stores several SVIDs with a single notification of the readers. Returns the
+    /// rejected ones with the reason; the others are stored.
+    pub fn set_svids(
+        &self,
+        svids: impl IntoIterator<Item = (String, X509Svid)>,
+    ) -> Vec<(String, CacheError)> {
+        let mut rejected = Vec::new();
+        let mut changed = false;
+        {
+            let mut state = self.write();
+            for (entry_id, svid) in svids {
+                match store_svid(&mut state, &entry_id, svid) {
+                    Ok(c) => changed |= c,
+                    Err(e) => rejected.push((entry_id, e)),
+                }
+            }
+        }
+        if changed {
+            self.bump();
+        }
+        rejected
+    }
+
+    /// The entries that need a (new) SVID at `now`, by entry ID: those without one, those
+    /// whose entry changed since signing, and those whose SVID has used up
+    /// `rotation_fraction` of its lifetime ([`DEFAULT_ROTATION_FRACTION`], SPIRE's half
+    /// life; the caller may jitter it) or has expired.
+    pub fn entries_needing_svids(
+        &self,
+        now: SystemTime,
+        rotation_fraction: f64,
+    ) -> Vec<CachedEntry> {
+        let fraction = if rotation_fraction.is_finite() {
+            rotation_fraction.clamp(0.0, 1.0)
+        } else {
+            DEFAULT_ROTATION_FRACTION
+        };
+        self.read()
+            .records
+            .values()
+            .filter(|r| {
+                r.entry.svid.is_none() || r.stale || needs_rotation(r.validity, now, fraction)
+            })
+            .map(|r| (*r.entry).clone())
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- reader API
+
+    /// A receiver of the cache version; it changes whenever the cache does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// The agent's trust domain.
+    pub fn trust_domain(&self) -> TrustDomain {
+        self.read().trust_domain.clone()
+    }
+
+    /// The own trust domain bundle, once set.
+    pub fn bundle(&self) -> Option<Arc<SpiffeBundle>> {
+        self.read().bundle.clone()
+    }
+
+    /// The federated bundle of a trust domain.
+    pub fn federated_bundle(&self, td: &TrustDomain) -> Option<Arc<SpiffeBundle>> {
+        self.read().federated.get(td).cloned()
+    }
+
+    /// One entry by ID.
+    pub fn entry(&self, entry_id: &str) -> Option<Arc<CachedEntry>> {
+        self.read()
+            .records
+            .get(entry_id)
+            .map(|r| Arc::clone(&r.entry))
+    }
+
+    /// Every entry, by entry ID.
+    pub fn entries(&self) -> Vec<Arc<CachedEntry>> {
+        self.read()
+            .records
+            .values()
+            .map(|r| Arc::clone(&r.entry))
+            .collect()
+    }
+
+    /// The entries matching a workload's selectors (with or without SVID), by entry ID.
+    pub fn matching_entries(&self, selectors: &[Selector]) -> Vec<Arc<CachedEntry>> {
+        self.read()
+            .matching(selectors)
+            .into_iter()
+            .map(|r| Arc::clone(&r.entry))
+            .collect()
+    }
+
+    /// The identities of a workload with these selectors, in the order served (entry
+    /// ID, then duplicate hints filtered). Only entries that have an SVID are included.
+    pub fn identities_for(&self, selectors: &[Selector]) -> Vec<Identity> {
+        let state = self.read();
+        identities_of(&state.matching(selectors))
+    }
+
+    /// The bundles for a workload holding these identities: the own bundle and the
+    /// federated bundles they federate with.
+    pub fn x509_bundles_for(&self, identities: &[Identity]) -> WorkloadBundles {
+        self.read().bundles_for(identities)
+    }
+
+    /// Identities, pending entries and bundles of a workload, read under one lock.
+    pub fn workload_update(&self, selectors: &[Selector]) -> WorkloadUpdate {
+        let state = self.read();
+        let matching = state.matching(selectors);
+        let identities = identities_of(&matching);
+        let pending = matching.iter().filter(|r| r.entry.svid.is_none()).count();
+        let bundles = state.bundles_for(&identities);
+        WorkloadUpdate {
+            identities,
+            pending,
+            bundles,
+        }
+    }
+}
+
+/// Stores an SVID in `state`; returns whether anything changed.
+fn store_svid(state: &mut State, entry_id: &str, svid: X509Svid) -> Result<bool, CacheError> {
+    let record = state
+        .records
+        .get_mut(entry_id)
+        .ok_or_else(|| CacheError::EntryNotFound(entry_id.to_owned()))?;
+    if *svid.spiffe_id() != record.entry.spiffe_id {
+        return Err(CacheError::SpiffeIdMismatch {
+            entry_id: entry_id.to_owned(),
+            entry_spiffe_id: record.entry.spiffe_id.clone(),
+            svid_id: svid.spiffe_id().clone(),
+        });
+    }
+    record.stale = false;
+    if record.entry.svid.as_deref() == Some(&svid) {
+        return Ok(false);
+    }
+    record.validity = validity_of(&svid);
+    let mut entry = (*record.entry).clone();
+    entry.svid = Some(Arc::new(svid));
+    record.entry = Arc::new(entry);
+    tracing::debug!(entry = %entry_id, spiffe_id = %record.entry.spiffe_id, "SVID updated");
+    Ok(true)
+}
+
+fn identities_of(records: &[&Record]) -> Vec<Identity> {
+    let identities: Vec<Identity> = records
+        .iter()
+        .filter_map(|r| {
+            r.entry.svid.as_ref().map(|svid| Identity {
+                entry: Arc::clone(&r.entry),
+                svid: Arc::clone(svid),
+                expires_at: r.validity.map(|v| v.not_after),
+            })
+        })
+        .collect();
+    filter_duplicate_hints(identities)
+}
+
+/// Drops identities whose non-empty hint is also used by an older entry (by
+/// `created_at`, then entry ID), keeping the order of the rest.
+fn filter_duplicate_hints(identities: Vec<Identity>) -> Vec<Identity> {
+    let mut keep: HashMap<&str, &CachedEntry> = HashMap::new();
+    let mut removed: HashSet<String> = HashSet::new();
+    for identity in &identities {
+        let entry = identity.entry.as_ref();
+        if entry.hint.is_empty() {
+            continue;
+        }
+        match keep.get(entry.hint.as_str()) {
+            None => {
+                keep.insert(entry.hint.as_str(), entry);
+            }
+            Some(other) => {
+                let entry_wins = (entry.created_at, entry.entry_id.as_str())
+                    < (other.created_at, other.entry_id.as_str());
+                let (winner, loser) = if entry_wins {
+                    (entry, *other)
+                } else {
+                    (*other, entry)
+                };
+                tracing::warn!(hint = %loser.hint, registration_id = %loser.entry_id, "Ignoring entry with duplicate hint");
+                removed.insert(loser.entry_id.clone());
+                keep.insert(entry.hint.as_str(), winner);
+            }
+        }
+    }
+    if removed.is_empty() {
+        return identities;
+    }
+    identities
+        .into_iter()
+        .filter(|i| !removed.contains(&i.entry.entry_id))
+        .collect()
+}
+
+fn needs_rotation(validity: Option<Validity>, now: SystemTime, fraction: f64) -> bool {
+    let Some(v) = validity else {
+        return true;
+    };
+    if now >= v.not_after {
+        return true;
+    }
+    let Ok(lifetime) = v.not_after.duration_since(v.not_before) else {
+        return true;
+    };
+    let elapsed = now.duration_since(v.not_before).unwrap_or(Duration::ZERO);
+    elapsed.as_secs_f64() >= lifetime.as_secs_f64() * fraction
+}
+
+fn validity_of(svid: &X509Svid) -> Option<Validity> {
+    let (_, cert) = x509_parser::parse_x509_certificate(svid.leaf().as_ref()).ok()?;
+    let validity = cert.validity();
+    Some(Validity {
+        not_before: unix_time(validity.not_before.timestamp()),
+        not_after: unix_time(validity.not_after.timestamp()),
+    })
+}
+
+fn unix_time(secs: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(secs.unsigned_abs());
+    let time = if secs >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    };
+    time.unwrap_or(UNIX_EPOCH)
+}

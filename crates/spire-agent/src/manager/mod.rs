@@ -1,0 +1,13 @@
+//! The agent's manager: the identity cache shared by the sync loop and the Workload API.
+//!
+//! [`cache::Cache`] is the contract between the two: the sync loop writes entries,
+//! bundles and SVIDs into it; every Workload API stream subscribes to its version and
+//! rebuilds its response when it moves.
+
+pub mod cache;
+pub mod sync;
+
+pub use cache::{
+    Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, Identity, WorkloadBundles,
+    WorkloadUpdate,
+};

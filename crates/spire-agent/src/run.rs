@@ -1,0 +1,425 @@
+//! `spire-agent run` (agent.md §5.1): bootstrap trust, attest the node (or resume from
+//! `data_dir`), sync with the server, keep the agent SVID fresh, and serve the Workload
+//! API until SIGINT/SIGTERM.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use spiffe_core::{BundleSet, SpiffeBundle, SpiffeId, X509Bundle, X509Svid};
+use spire_common::keymanager::{DiskKeyManager, KeyManager, KeyType, MemoryKeyManager};
+use spire_common::tls::{SvidResolver, TrustStore};
+use tokio_util::sync::CancellationToken;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::cli::CliError;
+use crate::client::{ClientError, ServerClient};
+use crate::config::{AgentConfig, AgentFlags, TrustBundleFormat, TrustBundleSource};
+use crate::manager::Cache;
+use crate::manager::sync::{Synchronizer, csr_for};
+use crate::storage::{AgentState, Storage};
+use crate::workload::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor, WorkloadAttestors};
+
+/// KeyManager key IDs of the agent SVID, alternating at each renewal (agent.md §4.5).
+const AGENT_KEY_IDS: [&str; 2] = ["agent-svid-A", "agent-svid-B"];
+/// How often the agent SVID is checked for rotation (agent.md §5.5).
+const ROTATOR_INTERVAL: Duration = Duration::from_secs(5);
+/// How long startup keeps retrying attestation and the first sync (agent.md §5.1).
+const STARTUP_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::AgentConfigError),
+    /// A plugin is unknown or misconfigured.
+    #[error("{0}")]
+    Plugin(String),
+    /// The bootstrap bundle is unusable.
+    #[error("failed to load the trust bundle: {0}")]
+    Bundle(String),
+    /// `agent-data.json` could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Node attestation failed.
+    #[error("failed to attest: {0}")]
+    Attestation(String),
+    /// The first sync with the server failed.
+    #[error("failed to sync with the server: {0}")]
+    Sync(String),
+    /// The Workload API could not be served.
+    #[error(transparent)]
+    Endpoints(#[from] crate::endpoints::EndpointsError),
+}
+
+/// Runs `spire-agent run` with its flags until a termination signal.
+pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
+    let config = AgentConfig::load_with_flags(&flags).map_err(|e| CliError(e.to_string()))?;
+    let (dispatch, _log) = spire_common::logging::build(
+        config.log_level.as_str(),
+        &config.log_format.to_string(),
+        config.log_file.as_deref(),
+        config.log_source_location,
+    )
+    .map_err(|e| CliError(e.to_string()))?;
+    let _ = tracing::dispatcher::set_global_default(dispatch);
+    run(config, shutdown_signal())
+        .await
+        .map_err(|e| CliError(e.to_string()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn key_manager(config: &AgentConfig) -> Result<Arc<dyn KeyManager>, AgentError> {
+    let plugin = config
+        .plugins_of_type("KeyManager")
+        .next()
+        .ok_or_else(|| AgentError::Plugin("a KeyManager plugin must be configured".into()))?;
+    match plugin.name.as_str() {
+        "memory" => Ok(Arc::new(MemoryKeyManager::new())),
+        "disk" => {
+            let cfg = crate::config::DiskKeyManagerConfig::from_plugin(plugin)?;
+            std::fs::create_dir_all(&cfg.directory)
+                .map_err(|e| AgentError::Plugin(format!("KeyManager \"disk\": {e}")))?;
+            let km = DiskKeyManager::open(cfg.keys_path())
+                .map_err(|e| AgentError::Plugin(format!("KeyManager \"disk\": {e}")))?;
+            Ok(Arc::new(km))
+        }
+        other => Err(AgentError::Plugin(format!(
+            "unknown KeyManager plugin {other:?}: spire-rs provides disk, memory"
+        ))),
+    }
+}
+
+fn workload_attestors(config: &AgentConfig) -> Result<WorkloadAttestors, AgentError> {
+    let mut attestors: Vec<Arc<dyn WorkloadAttestor>> = Vec::new();
+    for plugin in config.plugins_of_type("WorkloadAttestor") {
+        match plugin.name.as_str() {
+            "unix" => {
+                let cfg = crate::config::UnixWorkloadAttestorConfig::from_plugin(plugin)?;
+                attestors.push(Arc::new(UnixAttestor::new(UnixAttestorConfig {
+                    discover_workload_path: cfg.discover_workload_path,
+                    workload_size_limit: cfg.workload_size_limit,
+                })));
+            }
+            other => {
+                return Err(AgentError::Plugin(format!(
+                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix"
+                )));
+            }
+        }
+    }
+    if attestors.is_empty() {
+        return Err(AgentError::Plugin(
+            "at least one WorkloadAttestor plugin must be configured".into(),
+        ));
+    }
+    Ok(WorkloadAttestors::new(attestors))
+}
+
+/// The bootstrap bundle, used only when `agent-data.json` holds none (agent.md §5.2).
+fn bootstrap_bundle(config: &AgentConfig) -> Result<X509Bundle, AgentError> {
+    match &config.trust_bundle {
+        TrustBundleSource::Path(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| AgentError::Bundle(format!("{}: {e}", path.display())))?;
+            let td = config.trust_domain.clone();
+            let bundle = match config.trust_bundle_format {
+                TrustBundleFormat::Pem => X509Bundle::parse_pem(td, &bytes)
+                    .map_err(|e| AgentError::Bundle(e.to_string()))?,
+                TrustBundleFormat::Spiffe => SpiffeBundle::parse(td, &bytes)
+                    .map_err(|e| AgentError::Bundle(e.to_string()))?
+                    .x509_bundle()
+                    .clone(),
+            };
+            if bundle.is_empty() {
+                return Err(AgentError::Bundle(format!(
+                    "{}: no certificates found",
+                    path.display()
+                )));
+            }
+            Ok(bundle)
+        }
+        other => Err(AgentError::Bundle(format!(
+            "bootstrap source {other:?} is not implemented yet in spire-rs; use trust_bundle_path"
+        ))),
+    }
+}
+
+fn not_after(leaf: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).ok()?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn past_half_life(leaf: &CertificateDer<'_>, now: SystemTime) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(leaf.as_ref()) else {
+        return true;
+    };
+    let start = cert.validity().not_before.timestamp();
+    let end = cert.validity().not_after.timestamp();
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now >= start + (end - start) / 2
+}
+
+/// The stored agent SVID, when its key is still in the KeyManager and it has not
+/// expired (agent.md §5.4).
+fn stored_svid(state: &AgentState, keys: &dyn KeyManager) -> Option<X509Svid> {
+    let leaf = state.svid.first()?;
+    if not_after(leaf)? <= SystemTime::now() + Duration::from_secs(1) {
+        return None;
+    }
+    for id in AGENT_KEY_IDS {
+        if let Ok(Some(key)) = keys.get_key(id) {
+            let pkcs8 = PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec());
+            if let Ok(svid) = X509Svid::from_parts(state.svid.clone(), pkcs8) {
+                return Some(svid);
+            }
+        }
+    }
+    None
+}
+
+/// A CSR for a new agent key in `slot` of the KeyManager.
+fn agent_key_csr(
+    keys: &dyn KeyManager,
+    slot: &str,
+) -> Result<(PrivatePkcs8KeyDer<'static>, Vec<u8>), AgentError> {
+    let key = keys
+        .generate_key(slot, KeyType::EcP256)
+        .map_err(|e| AgentError::Plugin(format!("KeyManager: {e}")))?;
+    let csr = csr_for(key.key_pair(), None)
+        .map_err(|e| AgentError::Attestation(format!("cannot build CSR: {e}")))?;
+    Ok((PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()), csr))
+}
+
+async fn retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClientError>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_RETRY_FOR;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            // PermissionDenied and InvalidArgument are final (a used token, a ban).
+            Err(e)
+                if matches!(
+                    e.status().map(tonic::Status::code),
+                    Some(tonic::Code::PermissionDenied | tonic::Code::InvalidArgument)
+                ) =>
+            {
+                return Err(e);
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| AgentError::Plugin(format!("cannot create data_dir: {e}")))?;
+    let storage = Storage::new(&config.data_dir);
+    let keys = key_manager(&config)?;
+    let attestors = Arc::new(workload_attestors(&config)?);
+    let state = storage.load()?.unwrap_or_default();
+
+    let td = config.trust_domain.clone();
+    let initial = if state.bundle.is_empty() {
+        bootstrap_bundle(&config)?
+    } else {
+        X509Bundle::from_authorities(td.clone(), state.bundle.clone())
+            .map_err(|e| AgentError::Bundle(e.to_string()))?
+    };
+    let mut own = SpiffeBundle::new(td.clone());
+    *own.x509_bundle_mut() = initial;
+    let trust = Arc::new(TrustStore::new([own].into_iter().collect::<BundleSet>()));
+    let resolver = Arc::new(SvidResolver::new());
+    let address = format!("{}:{}", config.server_address, config.server_port);
+    let client = ServerClient::new(&address, &td, trust.clone(), resolver.clone())
+        .map_err(|e| AgentError::Attestation(e.to_string()))?;
+
+    let (svid, mut slot) = match stored_svid(&state, keys.as_ref()) {
+        Some(svid) => {
+            tracing::info!(spiffe_id = %svid.spiffe_id(), "Resuming with the stored agent SVID");
+            (svid, 0)
+        }
+        None => {
+            let token = config.join_token.clone().ok_or_else(|| {
+                AgentError::Attestation(
+                    "no stored SVID and no join token: set join_token or -joinToken".into(),
+                )
+            })?;
+            let (key, csr) = agent_key_csr(keys.as_ref(), AGENT_KEY_IDS[0])?;
+            let attested = retry("Node attestation", || {
+                client.attest_join_token(&token, csr.clone())
+            })
+            .await
+            .map_err(|e| AgentError::Attestation(e.to_string()))?;
+            let svid = X509Svid::from_parts(attested.svid_chain, key).map_err(|e| {
+                AgentError::Attestation(format!("server returned an invalid SVID: {e}"))
+            })?;
+            tracing::info!(spiffe_id = %svid.spiffe_id(), "Node attestation was successful");
+            (svid, 0)
+        }
+    };
+    let agent_id: SpiffeId = svid.spiffe_id().clone();
+    resolver
+        .set_svid(&svid)
+        .map_err(|e| AgentError::Attestation(format!("agent SVID unusable for TLS: {e}")))?;
+    client
+        .reconnect()
+        .map_err(|e| AgentError::Attestation(e.to_string()))?;
+    let current = Arc::new(std::sync::Mutex::new(AgentState {
+        svid: svid.cert_chain().to_vec(),
+        bundle: trust
+            .bundles()
+            .get(&td)
+            .map(|b| b.x509_bundle().authorities().to_vec())
+            .unwrap_or_default(),
+        reattestable: false,
+    }));
+    storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
+
+    let cache = Arc::new(Cache::new(td.clone()));
+    let observer_trust = trust.clone();
+    let observer_state = current.clone();
+    let observer_storage = storage.clone();
+    let synchronizer = Arc::new(Synchronizer::new(
+        client.clone(),
+        cache.clone(),
+        Box::new(move |bundle: &SpiffeBundle| {
+            observer_trust.set_bundle(bundle.clone());
+            let mut state = observer_state.lock().unwrap_or_else(|e| e.into_inner());
+            state.bundle = bundle.x509_bundle().authorities().to_vec();
+            if let Err(e) = observer_storage.save(&state) {
+                tracing::error!(error = %e, "Failed to persist the trust bundle");
+            }
+        }),
+        config.experimental.sync_interval,
+    ));
+    retry("Initial sync", || async {
+        synchronizer.sync().await.map_err(|e| match e {
+            crate::manager::sync::SyncError::Client(c) => c,
+            other => ClientError::InvalidResponse(other.to_string()),
+        })
+    })
+    .await
+    .map_err(|e| AgentError::Sync(e.to_string()))?;
+
+    let stop = CancellationToken::new();
+    let sync_task = tokio::spawn(synchronizer.clone().run(stop.clone()));
+
+    // Agent SVID rotation at half life (RenewAgent, join-token agents cannot re-attest).
+    let rotator_stop = stop.clone();
+    let rotator_client = client.clone();
+    let rotator_keys = keys.clone();
+    let rotator_state = current.clone();
+    let rotator_storage = storage.clone();
+    let rotator_resolver = resolver.clone();
+    let rotator = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(ROTATOR_INTERVAL);
+        loop {
+            tokio::select! {
+                () = rotator_stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let leaf = rotator_state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .svid
+                .first()
+                .cloned();
+            if !leaf.is_some_and(|leaf| past_half_life(&leaf, SystemTime::now())) {
+                continue;
+            }
+            slot = 1 - slot;
+            let renewed = async {
+                let (key, csr) = agent_key_csr(rotator_keys.as_ref(), AGENT_KEY_IDS[slot])
+                    .map_err(|e| e.to_string())?;
+                let chain = rotator_client
+                    .renew_agent(csr)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                X509Svid::from_parts(chain, key).map_err(|e| e.to_string())
+            }
+            .await;
+            match renewed {
+                Ok(svid) => {
+                    if let Err(e) = rotator_resolver.set_svid(&svid) {
+                        tracing::error!(error = %e, "Renewed agent SVID unusable for TLS");
+                        continue;
+                    }
+                    let _ = rotator_client.reconnect();
+                    let mut state = rotator_state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.svid = svid.cert_chain().to_vec();
+                    if let Err(e) = rotator_storage.save(&state) {
+                        tracing::error!(error = %e, "Failed to persist the agent SVID");
+                    }
+                    tracing::info!(spiffe_id = %svid.spiffe_id(), "Agent SVID rotated");
+                }
+                Err(e) => tracing::warn!(error = e, "Failed to rotate the agent SVID"),
+            }
+        }
+    });
+
+    let api_stop = stop.clone();
+    let socket_path = config.socket_path.clone();
+    let mut api = tokio::spawn(crate::endpoints::serve(
+        socket_path,
+        cache,
+        attestors,
+        async move { api_stop.cancelled().await },
+    ));
+    tracing::info!(agent_id = %agent_id, socket_path = %config.socket_path.display(), "Starting Workload API");
+
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {}
+        result = &mut api => {
+            stop.cancel();
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(AgentError::Plugin(format!("Workload API task failed: {e}"))),
+            };
+        }
+    }
+    stop.cancel();
+    let _ = sync_task.await;
+    let _ = rotator.await;
+    remove_socket(&config.socket_path);
+    tracing::info!("Agent stopped gracefully");
+    Ok(())
+}
+
+fn remove_socket(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}

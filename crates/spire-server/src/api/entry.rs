@@ -1,0 +1,496 @@
+//! `spire.api.server.entry.v1.Entry`: registration entries (server.md §3.4).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use spiffe_core::{SpiffeId, TrustDomain};
+use spire_common::convert::{id_from_proto, id_to_proto};
+use spire_proto::spire::api::server::entry::v1 as pb;
+use spire_proto::spire::api::server::entry::v1::entry_server::Entry as EntryApi;
+use spire_proto::spire::api::types::{self, entry::AdditionalAttributes};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::authz_layer::authorized;
+use super::{ApiContext, store_status};
+use crate::authz::Authorized;
+use crate::datastore::DataStoreError;
+use crate::datastore::{
+    FederatesWithMatch, ListEntriesRequest, MatchBehavior, Pagination, RegistrationEntry, Selector,
+    SelectorMatch,
+};
+
+/// Most entries in one `ListEntries` page or one `SyncAuthorizedEntries` message.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// Longest hint accepted (characters).
+const MAX_HINT_LEN: usize = 1024;
+
+/// The Entry service.
+#[derive(Clone)]
+pub struct EntryService {
+    ctx: Arc<ApiContext>,
+}
+
+impl EntryService {
+    /// The service over the shared API context.
+    pub fn new(ctx: Arc<ApiContext>) -> Self {
+        EntryService { ctx }
+    }
+}
+
+/// The API form of a stored entry.
+pub fn entry_to_proto(entry: &RegistrationEntry) -> types::Entry {
+    let id = |s: &str| SpiffeId::parse(s).ok().map(|id| id_to_proto(&id));
+    types::Entry {
+        id: entry.id.clone(),
+        spiffe_id: id(&entry.spiffe_id),
+        parent_id: id(&entry.parent_id),
+        selectors: entry
+            .selectors
+            .iter()
+            .map(|s| types::Selector {
+                r#type: s.r#type.clone(),
+                value: s.value.clone(),
+            })
+            .collect(),
+        x509_svid_ttl: entry.x509_svid_ttl,
+        federates_with: entry.federates_with.clone(),
+        admin: entry.admin,
+        downstream: entry.downstream,
+        expires_at: entry.expires_at,
+        dns_names: entry.dns_names.clone(),
+        revision_number: entry.revision_number,
+        store_svid: entry.store_svid,
+        jwt_svid_ttl: entry.jwt_svid_ttl,
+        hint: entry.hint.clone(),
+        created_at: entry.created_at,
+        additional_attributes: (entry.disable_x509_svid_prefetch || entry.jwt_svid_include_jti)
+            .then_some(AdditionalAttributes {
+                disable_x509_svid_prefetch: entry.disable_x509_svid_prefetch,
+                jwt_svid_include_jti: entry.jwt_svid_include_jti,
+            }),
+    }
+}
+
+/// Validates an entry from the API and converts it (server.md §3.4 "Validation").
+pub fn entry_from_proto(
+    entry: &types::Entry,
+    td: &TrustDomain,
+) -> Result<RegistrationEntry, String> {
+    let id = |name: &str, value: &Option<types::Spiffeid>| -> Result<SpiffeId, String> {
+        let value = value
+            .as_ref()
+            .ok_or_else(|| format!("invalid {name}: request must specify SPIFFE ID"))?;
+        id_from_proto(value).map_err(|e| format!("invalid {name}: {e}"))
+    };
+    let parent_id = id("parent ID", &entry.parent_id)?;
+    let spiffe_id = id("spiffe ID", &entry.spiffe_id)?;
+    if !parent_id.is_member_of(td) {
+        return Err(format!(
+            "invalid parent ID: \"{parent_id}\" is not a member of trust domain \"{td}\""
+        ));
+    }
+    if !spiffe_id.is_member_of(td) {
+        return Err(format!(
+            "invalid spiffe ID: \"{spiffe_id}\" is not a member of trust domain \"{td}\""
+        ));
+    }
+    if spiffe_id.is_root() {
+        return Err(format!(
+            "invalid spiffe ID: \"{spiffe_id}\" has no path: an entry's SPIFFE ID needs one"
+        ));
+    }
+    if spiffe_id.path() == "/spire" || spiffe_id.path().starts_with("/spire/") {
+        return Err(format!(
+            "invalid spiffe ID: \"{spiffe_id}\" is in the reserved /spire/ namespace"
+        ));
+    }
+    if entry.selectors.is_empty() {
+        return Err("invalid selectors: at least one selector is required".into());
+    }
+    let mut selectors = Vec::with_capacity(entry.selectors.len());
+    for s in &entry.selectors {
+        spire_common::selector::Selector::new(s.r#type.clone(), s.value.clone())
+            .map_err(|e| format!("invalid selector: {e}"))?;
+        selectors.push(Selector::new(s.r#type.clone(), s.value.clone()));
+    }
+    for dns in &entry.dns_names {
+        validate_dns_name(dns).map_err(|e| format!("invalid DNS name {dns:?}: {e}"))?;
+    }
+    let mut federates_with = Vec::with_capacity(entry.federates_with.len());
+    for name in &entry.federates_with {
+        let fed = TrustDomain::parse(name)
+            .map_err(|e| format!("invalid federated trust domain {name:?}: {e}"))?;
+        federates_with.push(fed.name().to_owned());
+    }
+    if entry.x509_svid_ttl < 0 || entry.jwt_svid_ttl < 0 {
+        return Err("invalid TTL: TTLs cannot be negative".into());
+    }
+    if entry.hint.chars().count() > MAX_HINT_LEN {
+        return Err(format!(
+            "invalid hint: longer than {MAX_HINT_LEN} characters"
+        ));
+    }
+    let attrs = entry.additional_attributes.unwrap_or_default();
+    Ok(RegistrationEntry {
+        id: entry.id.clone(),
+        spiffe_id: spiffe_id.to_string(),
+        parent_id: parent_id.to_string(),
+        selectors,
+        x509_svid_ttl: entry.x509_svid_ttl,
+        jwt_svid_ttl: entry.jwt_svid_ttl,
+        federates_with,
+        admin: entry.admin,
+        downstream: entry.downstream,
+        expires_at: entry.expires_at,
+        dns_names: entry.dns_names.clone(),
+        revision_number: 0,
+        store_svid: entry.store_svid,
+        hint: entry.hint.clone(),
+        created_at: 0,
+        disable_x509_svid_prefetch: attrs.disable_x509_svid_prefetch,
+        jwt_svid_include_jti: attrs.jwt_svid_include_jti,
+    })
+}
+
+/// DNS names as SPIRE's x509util.ValidateLabel: labels of letters, digits and `-`, not
+/// starting or ending with `-`, at most 63 characters; a `*` only as the whole first label.
+fn validate_dns_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("must be 1 to 253 characters");
+    }
+    for (i, label) in name.split('.').enumerate() {
+        if label == "*" && i == 0 {
+            continue;
+        }
+        if label.is_empty() || label.len() > 63 {
+            return Err("labels must be 1 to 63 characters");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("labels cannot start or end with a dash");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err("labels may contain only letters, digits and dashes");
+        }
+    }
+    Ok(())
+}
+
+fn match_behavior(value: i32) -> Result<MatchBehavior, Status> {
+    MatchBehavior::from_proto(value)
+        .ok_or_else(|| Status::invalid_argument(format!("unknown match behavior {value}")))
+}
+
+fn list_request(
+    filter: Option<pb::list_entries_request::Filter>,
+) -> Result<ListEntriesRequest, Status> {
+    let mut req = ListEntriesRequest::default();
+    let Some(filter) = filter else {
+        return Ok(req);
+    };
+    let id = |v: &types::Spiffeid| {
+        id_from_proto(v)
+            .map(|id| id.to_string())
+            .map_err(|e| Status::invalid_argument(format!("malformed filter: {e}")))
+    };
+    if let Some(v) = &filter.by_spiffe_id {
+        req.by_spiffe_id = Some(id(v)?);
+    }
+    if let Some(v) = &filter.by_parent_id {
+        req.by_parent_id = Some(id(v)?);
+    }
+    if let Some(m) = filter.by_selectors {
+        req.by_selectors = Some(SelectorMatch {
+            selectors: m
+                .selectors
+                .into_iter()
+                .map(|s| Selector::new(s.r#type, s.value))
+                .collect(),
+            r#match: match_behavior(m.r#match)?,
+        });
+    }
+    if let Some(m) = filter.by_federates_with {
+        req.by_federates_with = Some(FederatesWithMatch {
+            trust_domains: m.trust_domains,
+            r#match: match_behavior(m.r#match)?,
+        });
+    }
+    req.by_hint = filter.by_hint;
+    req.by_downstream = filter.by_downstream;
+    Ok(req)
+}
+
+type SyncStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SyncAuthorizedEntriesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EntryApi for EntryService {
+    type SyncAuthorizedEntriesStream = SyncStream;
+
+    async fn count_entries(
+        &self,
+        request: Request<pb::CountEntriesRequest>,
+    ) -> Result<Response<pb::CountEntriesResponse>, Status> {
+        let filter = request
+            .into_inner()
+            .filter
+            .map(|f| pb::list_entries_request::Filter {
+                by_spiffe_id: f.by_spiffe_id,
+                by_parent_id: f.by_parent_id,
+                by_selectors: f.by_selectors,
+                by_federates_with: f.by_federates_with,
+                by_hint: f.by_hint,
+                by_downstream: f.by_downstream,
+            });
+        let count = self
+            .ctx
+            .store
+            .count_registration_entries(&list_request(filter)?)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::CountEntriesResponse {
+            count: i32::try_from(count).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn list_entries(
+        &self,
+        request: Request<pb::ListEntriesRequest>,
+    ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let mut req = list_request(request.filter)?;
+        if request.page_size < 0 {
+            return Err(Status::invalid_argument("page size must not be negative"));
+        }
+        if request.page_size > 0 || !request.page_token.is_empty() {
+            req.pagination = Some(Pagination {
+                page_size: if request.page_size > 0 {
+                    request.page_size as u32
+                } else {
+                    MAX_PAGE_SIZE as u32
+                },
+                token: request.page_token,
+            });
+        }
+        let page = self
+            .ctx
+            .store
+            .list_registration_entries(&req)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::ListEntriesResponse {
+            entries: page.entries.iter().map(entry_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn get_entry(
+        &self,
+        request: Request<pb::GetEntryRequest>,
+    ) -> Result<Response<types::Entry>, Status> {
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("missing ID"));
+        }
+        match self
+            .ctx
+            .store
+            .fetch_registration_entry(&id)
+            .await
+            .map_err(store_status)?
+        {
+            Some(entry) => Ok(Response::new(entry_to_proto(&entry))),
+            None => Err(Status::not_found("entry not found")),
+        }
+    }
+
+    async fn batch_create_entry(
+        &self,
+        request: Request<pb::BatchCreateEntryRequest>,
+    ) -> Result<Response<pb::BatchCreateEntryResponse>, Status> {
+        let mut results = Vec::new();
+        for entry in request.into_inner().entries {
+            let result = match entry_from_proto(&entry, &self.ctx.trust_domain) {
+                Err(message) => pb::batch_create_entry_response::Result {
+                    status: Some(super::status::item(
+                        tonic::Code::InvalidArgument,
+                        format!("failed to convert entry: {message}"),
+                    )),
+                    entry: None,
+                },
+                Ok(entry) => match self.create_entry(&entry).await {
+                    Ok(created) => pb::batch_create_entry_response::Result {
+                        status: Some(super::status::ok()),
+                        entry: Some(entry_to_proto(&created)),
+                    },
+                    Err(DataStoreError::AlreadyExists { message, existing }) => {
+                        pb::batch_create_entry_response::Result {
+                            status: Some(super::status::item(tonic::Code::AlreadyExists, message)),
+                            entry: existing.map(|e| entry_to_proto(&e)),
+                        }
+                    }
+                    Err(e) => pb::batch_create_entry_response::Result {
+                        status: Some(super::status::item(
+                            tonic::Code::from_i32(e.grpc_code()),
+                            format!("failed to create entry: {e}"),
+                        )),
+                        entry: None,
+                    },
+                },
+            };
+            results.push(result);
+        }
+        Ok(Response::new(pb::BatchCreateEntryResponse { results }))
+    }
+
+    async fn batch_update_entry(
+        &self,
+        _request: Request<pb::BatchUpdateEntryRequest>,
+    ) -> Result<Response<pb::BatchUpdateEntryResponse>, Status> {
+        Err(Status::unimplemented(
+            "Entry.BatchUpdateEntry is not implemented yet in spire-rs",
+        ))
+    }
+
+    async fn batch_delete_entry(
+        &self,
+        _request: Request<pb::BatchDeleteEntryRequest>,
+    ) -> Result<Response<pb::BatchDeleteEntryResponse>, Status> {
+        Err(Status::unimplemented(
+            "Entry.BatchDeleteEntry is not implemented yet in spire-rs",
+        ))
+    }
+
+    async fn get_authorized_entries(
+        &self,
+        request: Request<pb::GetAuthorizedEntriesRequest>,
+    ) -> Result<Response<pb::GetAuthorizedEntriesResponse>, Status> {
+        let agent = agent_id(&request)?;
+        let entries = self.authorized_entries(&agent).await?;
+        Ok(Response::new(pb::GetAuthorizedEntriesResponse {
+            entries: entries.iter().map(entry_to_proto).collect(),
+        }))
+    }
+
+    async fn sync_authorized_entries(
+        &self,
+        request: Request<Streaming<pb::SyncAuthorizedEntriesRequest>>,
+    ) -> Result<Response<Self::SyncAuthorizedEntriesStream>, Status> {
+        let agent = agent_id(&request)?;
+        let mut requests = request.into_inner();
+        let first = requests
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("no request received"))?;
+        if !first.ids.is_empty() {
+            return Err(Status::invalid_argument(
+                "specifying IDs on initial message is not supported",
+            ));
+        }
+        if first.output_mask.is_some_and(|mask| !mask.revision_number) {
+            return Err(Status::invalid_argument("revision number cannot be masked"));
+        }
+        let entries: Vec<types::Entry> = self
+            .authorized_entries(&agent)
+            .await?
+            .iter()
+            .map(entry_to_proto)
+            .collect();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            if entries.len() <= MAX_PAGE_SIZE {
+                let _ = tx
+                    .send(Ok(pb::SyncAuthorizedEntriesResponse {
+                        entries,
+                        ..Default::default()
+                    }))
+                    .await;
+                return;
+            }
+            // Sparse revisions first, then full entries for the IDs the agent asks for.
+            let revisions: Vec<pb::EntryRevision> = entries
+                .iter()
+                .map(|e| pb::EntryRevision {
+                    id: e.id.clone(),
+                    revision_number: e.revision_number,
+                    created_at: e.created_at,
+                })
+                .collect();
+            let pages = revisions.chunks(MAX_PAGE_SIZE).count();
+            for (i, page) in revisions.chunks(MAX_PAGE_SIZE).enumerate() {
+                let message = pb::SyncAuthorizedEntriesResponse {
+                    entry_revisions: page.to_vec(),
+                    more: i + 1 < pages,
+                    ..Default::default()
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            let by_id: std::collections::HashMap<&str, &types::Entry> =
+                entries.iter().map(|e| (e.id.as_str(), e)).collect();
+            while let Ok(Some(req)) = requests.message().await {
+                let wanted: Vec<types::Entry> = req
+                    .ids
+                    .iter()
+                    .filter_map(|id| by_id.get(id.as_str()).map(|e| (*e).clone()))
+                    .collect();
+                let pages = wanted.chunks(MAX_PAGE_SIZE).count().max(1);
+                let mut chunks = wanted.chunks(MAX_PAGE_SIZE);
+                for i in 0..pages {
+                    let message = pb::SyncAuthorizedEntriesResponse {
+                        entries: chunks.next().map(<[_]>::to_vec).unwrap_or_default(),
+                        more: i + 1 < pages,
+                        ..Default::default()
+                    };
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+impl EntryService {
+    async fn create_entry(
+        &self,
+        entry: &RegistrationEntry,
+    ) -> Result<RegistrationEntry, DataStoreError> {
+        for td in &entry.federates_with {
+            if self.ctx.store.fetch_bundle(td).await?.is_none() {
+                return Err(DataStoreError::InvalidArgument(format!(
+                    "unable to find federated bundle \"{td}\""
+                )));
+            }
+        }
+        self.ctx.store.create_registration_entry(entry).await
+    }
+
+    async fn authorized_entries(&self, agent: &SpiffeId) -> Result<Vec<RegistrationEntry>, Status> {
+        let selectors = self
+            .ctx
+            .store
+            .get_node_selectors(agent.as_str())
+            .await
+            .map_err(store_status)?;
+        self.ctx
+            .store
+            .list_authorized_entries(agent.as_str(), &selectors)
+            .await
+            .map_err(store_status)
+    }
+}
+
+/// The calling agent's ID; the authorization layer let only agents through.
+pub(crate) fn agent_id<T>(request: &Request<T>) -> Result<SpiffeId, Status> {
+    match authorized(request)? {
+        Authorized::Agent { id, .. } => Ok(id.clone()),
+        other => Err(Status::internal(format!(
+            "expected an agent caller, authorized as {other:?}"
+        ))),
+    }
+}

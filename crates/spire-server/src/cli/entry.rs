@@ -1,0 +1,444 @@
+//! `spire-server entry create|show` (server.md §2.4).
+
+use std::fmt::Write as _;
+
+use spiffe_core::SpiffeId;
+use spire_common::selector::Selector as CliSelector;
+use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
+use spire_proto::spire::api::server::entry::v1::{
+    BatchCreateEntryRequest, GetEntryRequest, ListEntriesRequest, list_entries_request,
+};
+use spire_proto::spire::api::types::{
+    Entry, FederatesWithMatch, Selector, SelectorMatch, entry::AdditionalAttributes, selector_match,
+};
+
+use super::{CliError, OutputArgs, SocketArgs};
+use spire_common::convert::{id_from_proto, id_to_proto};
+
+/// The `ListEntries` page size the CLI uses, as SPIRE's.
+const PAGE_SIZE: i32 = 500;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum EntryCommand {
+    /// Creates registration entries.
+    Create(CreateArgs),
+    /// Displays configured registration entries.
+    Show(ShowArgs),
+}
+
+impl EntryCommand {
+    pub(crate) async fn run(self) -> Result<(), CliError> {
+        match self {
+            EntryCommand::Create(args) => create(args).await,
+            EntryCommand::Show(args) => show(args).await,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CreateArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// A custom ID for this registration entry (optional).
+    #[arg(long = "entryID", default_value = "")]
+    entry_id: String,
+    /// The SPIFFE ID of this record's parent.
+    #[arg(long = "parentID", default_value = "")]
+    parent_id: String,
+    /// The SPIFFE ID that this record represents.
+    #[arg(long = "spiffeID", default_value = "")]
+    spiffe_id: String,
+    /// A colon-delimited type:value selector. Can be used more than once.
+    #[arg(long = "selector")]
+    selectors: Vec<String>,
+    /// SPIFFE ID of a trust domain to federate with. Can be used more than once.
+    #[arg(long = "federatesWith")]
+    federates_with: Vec<String>,
+    /// A DNS name included in SVIDs issued based on this entry. Can be used more than once.
+    #[arg(long = "dns")]
+    dns_names: Vec<String>,
+    /// The lifetime, in seconds, for x509-SVIDs issued based on this entry.
+    #[arg(long = "x509SVIDTTL", default_value_t = 0)]
+    x509_svid_ttl: i32,
+    /// The lifetime, in seconds, for JWT-SVIDs issued based on this entry.
+    #[arg(long = "jwtSVIDTTL", default_value_t = 0)]
+    jwt_svid_ttl: i32,
+    /// If set, this entry will be applied to matching nodes rather than workloads.
+    #[arg(long = "node")]
+    node: bool,
+    /// If set, the SPIFFE ID in this entry will be granted access to the server APIs.
+    #[arg(long = "admin")]
+    admin: bool,
+    /// If set, the entry describes a downstream SPIRE server.
+    #[arg(long = "downstream")]
+    downstream: bool,
+    /// A boolean value that, when set, indicates that the entry's SVIDs are stored.
+    #[arg(long = "storeSVID")]
+    store_svid: bool,
+    /// An expiry, from epoch in seconds, for the resulting registration entry.
+    #[arg(long = "entryExpiry", default_value_t = 0)]
+    entry_expiry: i64,
+    /// The entry hint, used to disambiguate entries with the same SPIFFE ID.
+    #[arg(long = "hint", default_value = "")]
+    hint: String,
+    /// If set, the X.509-SVID of this entry is not prefetched by agents.
+    #[arg(long = "disableX509SVIDPrefetch")]
+    disable_x509_svid_prefetch: bool,
+    /// If set, JWT-SVIDs of this entry carry a jti claim.
+    #[arg(long = "jwtSVIDIncludeJTI")]
+    jwt_svid_include_jti: bool,
+    /// Path to a file containing registration JSON; `-` reads stdin.
+    #[arg(long = "data", default_value = "")]
+    data: String,
+}
+
+fn parse_id(flag: &str, value: &str) -> Result<SpiffeId, CliError> {
+    SpiffeId::parse(value).map_err(|e| CliError(format!("invalid {flag} {value:?}: {e}")))
+}
+
+fn parse_selectors(values: &[String]) -> Result<Vec<Selector>, CliError> {
+    values
+        .iter()
+        .map(|s| {
+            let selector = CliSelector::parse(s).map_err(|e| CliError(e.to_string()))?;
+            Ok(Selector {
+                r#type: selector.r#type,
+                value: selector.value,
+            })
+        })
+        .collect()
+}
+
+fn trust_domain_names(values: &[String]) -> Result<Vec<String>, CliError> {
+    values
+        .iter()
+        .map(|v| {
+            spiffe_core::TrustDomain::parse(v)
+                .map(|td| td.name().to_owned())
+                .map_err(|e| CliError(format!("invalid federatesWith {v:?}: {e}")))
+        })
+        .collect()
+}
+
+impl CreateArgs {
+    /// Validates the flags as SPIRE's `entry create` does and builds the entry.
+    fn entry(&self) -> Result<Entry, CliError> {
+        if !self.data.is_empty() {
+            return Err(CliError(
+                "-data is not implemented yet in spire-rs; pass the entry with flags".into(),
+            ));
+        }
+        if self.selectors.is_empty() {
+            return Err(CliError("at least one selector is required".into()));
+        }
+        if self.node && !self.federates_with.is_empty() {
+            return Err(CliError("node entries can not federate".into()));
+        }
+        if self.parent_id.is_empty() && !self.node {
+            return Err(CliError(
+                "a parent ID is required if the node flag is not set".into(),
+            ));
+        }
+        if self.spiffe_id.is_empty() {
+            return Err(CliError("a SPIFFE ID is required".into()));
+        }
+        if self.x509_svid_ttl < 0 {
+            return Err(CliError("a positive x509-SVID TTL is required".into()));
+        }
+        if self.jwt_svid_ttl < 0 {
+            return Err(CliError("a positive JWT-SVID TTL is required".into()));
+        }
+        let spiffe_id = parse_id("spiffeID", &self.spiffe_id)?;
+        let parent_id = if self.node {
+            SpiffeId::new(&spiffe_id.trust_domain(), "/spire/server")
+                .map_err(|e| CliError(e.to_string()))?
+        } else {
+            parse_id("parentID", &self.parent_id)?
+        };
+        let additional = (self.disable_x509_svid_prefetch || self.jwt_svid_include_jti).then_some(
+            AdditionalAttributes {
+                disable_x509_svid_prefetch: self.disable_x509_svid_prefetch,
+                jwt_svid_include_jti: self.jwt_svid_include_jti,
+            },
+        );
+        Ok(Entry {
+            id: self.entry_id.clone(),
+            spiffe_id: Some(id_to_proto(&spiffe_id)),
+            parent_id: Some(id_to_proto(&parent_id)),
+            selectors: parse_selectors(&self.selectors)?,
+            x509_svid_ttl: self.x509_svid_ttl,
+            jwt_svid_ttl: self.jwt_svid_ttl,
+            federates_with: trust_domain_names(&self.federates_with)?,
+            admin: self.admin,
+            downstream: self.downstream,
+            expires_at: self.entry_expiry,
+            dns_names: self.dns_names.clone(),
+            store_svid: self.store_svid,
+            hint: self.hint.clone(),
+            additional_attributes: additional,
+            ..Default::default()
+        })
+    }
+}
+
+async fn create(args: CreateArgs) -> Result<(), CliError> {
+    args.output.require_pretty()?;
+    let entry = args.entry()?;
+    let mut client = EntryClient::new(args.socket.channel()?);
+    let response = client
+        .batch_create_entry(BatchCreateEntryRequest {
+            entries: vec![entry.clone()],
+            output_mask: None,
+        })
+        .await?
+        .into_inner();
+    let mut failed = false;
+    for result in response.results {
+        let status = result.status.unwrap_or_default();
+        if status.code == 0 {
+            print!("{}", format_entry(&result.entry.unwrap_or_default()));
+        } else {
+            failed = true;
+            eprintln!(
+                "Failed to create the following entry (code: {:?}, msg: {:?}):",
+                tonic::Code::from_i32(status.code),
+                status.message
+            );
+            eprint!("{}", format_entry(&entry));
+        }
+    }
+    if failed {
+        return Err(CliError("failed to create one or more entries".into()));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The Entry ID of the records to show.
+    #[arg(long = "entryID", default_value = "")]
+    entry_id: String,
+    /// The Parent ID of the records to show.
+    #[arg(long = "parentID", default_value = "")]
+    parent_id: String,
+    /// The SPIFFE ID of the records to show.
+    #[arg(long = "spiffeID", default_value = "")]
+    spiffe_id: String,
+    /// A colon-delimited type:value selector. Can be used more than once.
+    #[arg(long = "selector")]
+    selectors: Vec<String>,
+    /// The match mode used when filtering by selectors: exact, any, superset or subset.
+    #[arg(long = "matchSelectorsOn", default_value = "superset")]
+    match_selectors_on: String,
+    /// SPIFFE ID of a trust domain an entry is federated with. Can be used more than once.
+    #[arg(long = "federatesWith")]
+    federates_with: Vec<String>,
+    /// The match mode used when filtering by federates with.
+    #[arg(long = "matchFederatesWithOn", default_value = "superset")]
+    match_federates_with_on: String,
+    /// The hint of the records to show.
+    #[arg(long = "hint", default_value = "")]
+    hint: String,
+    /// Whether to show downstream entries only.
+    #[arg(long = "downstream")]
+    downstream: bool,
+}
+
+fn match_mode(flag: &str, value: &str) -> Result<i32, CliError> {
+    Ok(match value {
+        "exact" => selector_match::MatchBehavior::MatchExact as i32,
+        "subset" => selector_match::MatchBehavior::MatchSubset as i32,
+        "superset" => selector_match::MatchBehavior::MatchSuperset as i32,
+        "any" => selector_match::MatchBehavior::MatchAny as i32,
+        other => {
+            return Err(CliError(format!(
+                "unsupported match behavior {other:?} for -{flag}"
+            )));
+        }
+    })
+}
+
+async fn show(args: ShowArgs) -> Result<(), CliError> {
+    args.output.require_pretty()?;
+    let mut client = EntryClient::new(args.socket.channel()?);
+    let mut entries = Vec::new();
+    if !args.entry_id.is_empty() {
+        let entry = client
+            .get_entry(GetEntryRequest {
+                id: args.entry_id.clone(),
+                output_mask: None,
+            })
+            .await?
+            .into_inner();
+        entries.push(entry);
+    } else {
+        let mut filter = list_entries_request::Filter {
+            // As SPIRE's CLI, the downstream filter is always sent (server.md §2.4).
+            by_downstream: Some(args.downstream),
+            ..Default::default()
+        };
+        if !args.spiffe_id.is_empty() {
+            filter.by_spiffe_id = Some(id_to_proto(&parse_id("spiffeID", &args.spiffe_id)?));
+        }
+        if !args.parent_id.is_empty() {
+            filter.by_parent_id = Some(id_to_proto(&parse_id("parentID", &args.parent_id)?));
+        }
+        if !args.selectors.is_empty() {
+            filter.by_selectors = Some(SelectorMatch {
+                selectors: parse_selectors(&args.selectors)?,
+                r#match: match_mode("matchSelectorsOn", &args.match_selectors_on)?,
+            });
+        }
+        if !args.federates_with.is_empty() {
+            filter.by_federates_with = Some(FederatesWithMatch {
+                trust_domains: trust_domain_names(&args.federates_with)?,
+                // FederatesWithMatch uses the same values as SelectorMatch.
+                r#match: match_mode("matchFederatesWithOn", &args.match_federates_with_on)?,
+            });
+        }
+        if !args.hint.is_empty() {
+            filter.by_hint = Some(args.hint.clone());
+        }
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_entries(ListEntriesRequest {
+                    filter: Some(filter.clone()),
+                    output_mask: None,
+                    page_size: PAGE_SIZE,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            entries.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+    }
+    entries.sort_by_key(sort_key);
+    let noun = if entries.len() == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    println!("Found {} {noun}", entries.len());
+    for entry in &entries {
+        print!("{}", format_entry(entry));
+    }
+    Ok(())
+}
+
+/// SPIRE's display order: SPIFFE ID, then parent ID, then TTLs and selectors.
+fn sort_key(entry: &Entry) -> (String, String, String, String, i32, i32, Vec<String>) {
+    let id = |p: &Option<spire_proto::spire::api::types::Spiffeid>| {
+        p.as_ref()
+            .map(|id| (id.trust_domain.clone(), id.path.clone()))
+            .unwrap_or_default()
+    };
+    let (td, path) = id(&entry.spiffe_id);
+    let (parent_td, parent_path) = id(&entry.parent_id);
+    let selectors = entry
+        .selectors
+        .iter()
+        .map(|s| format!("{}:{}", s.r#type, s.value))
+        .collect();
+    (
+        td,
+        path,
+        parent_td,
+        parent_path,
+        entry.x509_svid_ttl,
+        entry.jwt_svid_ttl,
+        selectors,
+    )
+}
+
+fn ttl(seconds: i32) -> String {
+    if seconds == 0 {
+        "default".into()
+    } else {
+        seconds.to_string()
+    }
+}
+
+fn id_string(id: &Option<spire_proto::spire::api::types::Spiffeid>) -> String {
+    id.as_ref()
+        .and_then(|id| id_from_proto(id).ok())
+        .map(|id| id.to_string())
+        .unwrap_or_default()
+}
+
+/// One entry as SPIRE prints it: 24-character labels, optional lines only when set, and
+/// a trailing blank line.
+pub(crate) fn format_entry(entry: &Entry) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{label:<24}: {value}");
+    };
+    let id = if entry.id.is_empty() {
+        "(none)"
+    } else {
+        &entry.id
+    };
+    line("Entry ID", &id);
+    line("SPIFFE ID", &id_string(&entry.spiffe_id));
+    line("Parent ID", &id_string(&entry.parent_id));
+    line("Revision", &entry.revision_number);
+    if entry.downstream {
+        line("Downstream", &true);
+    }
+    line("X509-SVID TTL", &ttl(entry.x509_svid_ttl));
+    line("JWT-SVID TTL", &ttl(entry.jwt_svid_ttl));
+    if entry.expires_at != 0 {
+        line("Expiration time", &format_expiry(entry.expires_at));
+    }
+    for s in &entry.selectors {
+        line("Selector", &format!("{}:{}", s.r#type, s.value));
+    }
+    for td in &entry.federates_with {
+        line("FederatesWith", td);
+    }
+    for dns in &entry.dns_names {
+        line("DNS name", dns);
+    }
+    if entry.admin {
+        line("Admin", &true);
+    }
+    if entry.store_svid {
+        line("StoreSvid", &true);
+    }
+    if !entry.hint.is_empty() {
+        line("Hint", &entry.hint);
+    }
+    if let Some(attrs) = &entry.additional_attributes {
+        if attrs.disable_x509_svid_prefetch {
+            line("DisableX509SvidPrefetch", &true);
+        }
+        if attrs.jwt_svid_include_jti {
+            line("JwtSvidIncludeJti", &true);
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Go's `time.Time.String()` of a UTC time: `2006-01-02 15:04:05 +0000 UTC`.
+fn format_expiry(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}

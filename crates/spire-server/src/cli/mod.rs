@@ -1,0 +1,137 @@
+//! The `spire-server` command line: SPIRE's subcommands and single-dash Go-style flags,
+//! talking to the server over its admin Unix socket. Errors print as `Error: <message>`
+//! on stderr with exit status 1, as SPIRE's CLI does.
+
+mod entry;
+mod healthcheck;
+mod token;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The default admin socket (server.md §1.2).
+pub const DEFAULT_SOCKET_PATH: &str = "/tmp/spire-server/private/api.sock";
+
+#[derive(Debug, Parser)]
+#[command(name = "spire-server", about = "The spire-rs server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server.
+    Run(crate::config::ServerFlags),
+    /// Determines server health status.
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// Manages join tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
+    /// Manages registration entries.
+    Entry {
+        #[command(subcommand)]
+        command: entry::EntryCommand,
+    },
+}
+
+/// The admin socket flag shared by every API command.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SocketArgs {
+    /// Path to the SPIRE Server API socket.
+    #[arg(long = "socketPath", default_value = DEFAULT_SOCKET_PATH)]
+    pub socket_path: PathBuf,
+}
+
+impl SocketArgs {
+    pub(crate) fn channel(&self) -> Result<tonic::transport::Channel, CliError> {
+        spire_common::uds::channel(&self.socket_path)
+            .map_err(|e| CliError(format!("cannot reach {}: {e}", self.socket_path.display())))
+    }
+}
+
+/// The `-output` flag of API commands.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// Desired output format (pretty, json).
+    #[arg(long = "output", default_value = "pretty")]
+    pub output: String,
+}
+
+impl OutputArgs {
+    pub(crate) fn require_pretty(&self) -> Result<(), CliError> {
+        match self.output.as_str() {
+            "pretty" => Ok(()),
+            "json" => Err(CliError(
+                "-output json is not implemented yet in spire-rs; use -output pretty".into(),
+            )),
+            other => Err(CliError(format!(
+                "invalid output format {other:?}: use pretty or json"
+            ))),
+        }
+    }
+}
+
+/// A command failure, printed as `Error: <message>`.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl From<tonic::Status> for CliError {
+    fn from(status: tonic::Status) -> Self {
+        CliError(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        ))
+    }
+}
+
+/// Runs the command line with the process arguments; returns the exit status.
+pub fn main() -> ExitCode {
+    run_with_args(std::env::args_os().collect())
+}
+
+/// Runs the command line with `args` (program name first).
+pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(spire_common::flags::go_style_args(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(flags) => crate::run::run_command(flags).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Token { command } => command.run().await,
+            Command::Entry { command } => command.run().await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(message)) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! `spire-server run`: loads `server.conf`, builds the datastore, key manager, upstream
+//! authority and CA from its plugins, and serves the APIs on TCP (mTLS) and the admin
+//! Unix socket until SIGINT/SIGTERM.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use spiffe_core::{BundleSet, X509Svid};
+use spire_common::grpc_tls::tls_incoming;
+use spire_common::tls::{SvidResolver, TrustStore, server_config};
+use spire_proto::spire::api::server::agent::v1::agent_server::AgentServer;
+use spire_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
+use spire_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+use spire_proto::spire::api::server::svid::v1::svid_server::SvidServer;
+use spire_proto::spirers::server::notify::v1::notify_server::NotifyServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::api::ApiContext;
+use crate::api::agent::AgentService;
+use crate::api::authz_layer::AuthzLayer;
+use crate::api::bundle::BundleService;
+use crate::api::entry::EntryService;
+use crate::api::facts::StoreFacts;
+use crate::api::notify::NotifyHub;
+use crate::api::svid::SvidService;
+use crate::ca::{CaConfig, ServerCa, SystemClock};
+use crate::cli::CliError;
+use crate::config::{ServerConfig, ServerFlags};
+use crate::datastore::{self, DataStoreChange, SqlStore};
+use crate::keymanager::{DiskKeyManager, KeyManager, MemoryKeyManager};
+use crate::upstream::UpstreamAuthority;
+use crate::upstream::{DiskUpstreamAuthority, DiskUpstreamConfig};
+
+/// How often the CA rotator and the server SVID rotator run (server.md §4.2, §4.7).
+pub const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ServerConfigError),
+    /// A plugin is unknown or misconfigured.
+    #[error("{0}")]
+    Plugin(String),
+    /// The datastore failed.
+    #[error(transparent)]
+    DataStore(#[from] datastore::DataStoreError),
+    /// The CA failed.
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    /// A listener could not be set up.
+    #[error("{0}")]
+    Listen(String),
+}
+
+/// Runs `spire-server run` with its flags until a termination signal.
+pub async fn run_command(flags: ServerFlags) -> Result<(), CliError> {
+    let config = ServerConfig::load_with_flags(&flags).map_err(|e| CliError(e.to_string()))?;
+    let (dispatch, _log) = spire_common::logging::build(
+        config.log_level.as_str(),
+        &config.log_format.to_string(),
+        config.log_file.as_deref(),
+        config.log_source_location,
+    )
+    .map_err(|e| CliError(e.to_string()))?;
+    let _ = tracing::dispatcher::set_global_default(dispatch);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    run(config, shutdown_signal())
+        .await
+        .map_err(|e| CliError(e.to_string()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// The plugins the quickstart needs, resolved from the configuration by SPIRE name.
+struct Plugins {
+    key_manager: Arc<dyn KeyManager>,
+    upstream: Option<Arc<dyn UpstreamAuthority>>,
+}
+
+fn unknown_plugin(kind: &str, name: &str, known: &[&str]) -> ServerError {
+    ServerError::Plugin(format!(
+        "unknown {kind} plugin {name:?}: spire-rs provides {}",
+        known.join(", ")
+    ))
+}
+
+fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
+    let mut key_manager: Option<Arc<dyn KeyManager>> = None;
+    let mut upstream: Option<Arc<dyn UpstreamAuthority>> = None;
+    for plugin in &config.plugins {
+        if !plugin.enabled {
+            continue;
+        }
+        match (plugin.plugin_type.as_str(), plugin.name.as_str()) {
+            ("DataStore", "sql") => {}
+            ("DataStore", other) => return Err(unknown_plugin("DataStore", other, &["sql"])),
+            ("KeyManager", "memory") => key_manager = Some(Arc::new(MemoryKeyManager::new())),
+            ("KeyManager", "disk") => {
+                let cfg = crate::config::DiskKeyManagerConfig::from_plugin(plugin)?;
+                let km = DiskKeyManager::open(&cfg.keys_path)
+                    .map_err(|e| ServerError::Plugin(format!("KeyManager \"disk\": {e}")))?;
+                key_manager = Some(Arc::new(km));
+            }
+            ("KeyManager", other) => {
+                return Err(unknown_plugin("KeyManager", other, &["disk", "memory"]));
+            }
+            ("UpstreamAuthority", "disk") => {
+                let cfg = crate::config::DiskUpstreamAuthorityConfig::from_plugin(plugin)?;
+                let disk = DiskUpstreamAuthority::new(
+                    DiskUpstreamConfig {
+                        key_file_path: cfg.key_file_path.display().to_string(),
+                        cert_file_path: cfg.cert_file_path.display().to_string(),
+                        bundle_file_path: cfg.bundle_file_path.map(|p| p.display().to_string()),
+                    },
+                    config.trust_domain.clone(),
+                    Arc::new(SystemClock),
+                )
+                .map_err(|e| ServerError::Plugin(format!("UpstreamAuthority \"disk\": {e}")))?;
+                upstream = Some(Arc::new(disk));
+            }
+            ("UpstreamAuthority", other) => {
+                return Err(unknown_plugin("UpstreamAuthority", other, &["disk"]));
+            }
+            ("NodeAttestor", "join_token") => {}
+            ("NodeAttestor", other) => {
+                return Err(unknown_plugin("NodeAttestor", other, &["join_token"]));
+            }
+            (kind, name) => {
+                return Err(ServerError::Plugin(format!(
+                    "plugin type {kind} (\"{name}\") is not supported by spire-rs yet"
+                )));
+            }
+        }
+    }
+    let key_manager = key_manager
+        .ok_or_else(|| ServerError::Plugin("a KeyManager plugin must be configured".into()))?;
+    Ok(Plugins {
+        key_manager,
+        upstream,
+    })
+}
+
+fn ca_config(config: &ServerConfig) -> CaConfig {
+    let mut ca = CaConfig::new(config.trust_domain.clone());
+    ca.ca_key_type = config.ca_key_type;
+    ca.jwt_key_type = config.jwt_key_type;
+    ca.ca_ttl = config.ca_ttl;
+    ca.ca_subject = crate::ca::CaSubject {
+        country: config.ca_subject.country.clone(),
+        organization: config.ca_subject.organization.clone(),
+        common_name: config.ca_subject.common_name.clone(),
+    };
+    ca.default_x509_svid_ttl = config.default_x509_svid_ttl;
+    ca.default_jwt_svid_ttl = config.default_jwt_svid_ttl;
+    ca.agent_ttl = Some(config.agent_ttl);
+    ca.jwt_issuer = config.jwt_issuer.clone();
+    ca.disable_jwt_svids = config.disable_jwt_svids;
+    ca
+}
+
+/// The CA's current authorities as a datastore bundle.
+fn ca_bundle(ca: &ServerCa) -> datastore::Bundle {
+    datastore::Bundle {
+        trust_domain: ca.trust_domain().name().to_owned(),
+        x509_authorities: ca
+            .x509_authorities()
+            .into_iter()
+            .map(|cert| datastore::X509Authority {
+                asn1: cert.as_ref().to_vec(),
+                tainted: false,
+            })
+            .collect(),
+        jwt_authorities: ca
+            .jwt_authorities()
+            .into_iter()
+            .map(|key| datastore::JwtKey {
+                public_key: key.public_key_der,
+                key_id: key.kid,
+                expires_at: key
+                    .expires_at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+                tainted: false,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Publishes the CA's authorities into the own bundle and refreshes the trust store.
+async fn publish_bundle(
+    store: &SqlStore,
+    ca: &ServerCa,
+    trust: &TrustStore,
+) -> Result<(), ServerError> {
+    let stored = store.append_bundle(&ca_bundle(ca)).await?;
+    let api = crate::api::bundle::bundle_to_proto(&stored);
+    match spire_common::convert::bundle_from_proto(&api) {
+        Ok(bundle) => trust.set_bundle(bundle),
+        Err(e) => tracing::error!(error = %e, "Stored bundle is not usable for TLS"),
+    }
+    Ok(())
+}
+
+/// Whether an SVID is past half of its lifetime (or signed by a CA that is no longer
+/// current, which the chain check below catches as a failed verification).
+fn needs_renewal(svid: &X509Svid, now: SystemTime) -> bool {
+    let Ok((_, cert)) =
+        <x509_parser::certificate::X509Certificate as x509_parser::prelude::FromDer<_>>::from_der(
+            svid.leaf().as_ref(),
+        )
+    else {
+        return true;
+    };
+    let start = cert.validity().not_before.timestamp();
+    let end = cert.validity().not_after.timestamp();
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now >= start + (end - start) / 2
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ServerError::Listen(format!("cannot create data_dir: {e}")))?;
+    let sql = config.sql_datastore()?.ok_or_else(|| {
+        ServerError::Plugin("a DataStore \"sql\" plugin must be configured".into())
+    })?;
+    let store = Arc::new(
+        SqlStore::open(&datastore::DataStoreConfig {
+            database_type: sql.database_type.dialect().to_owned(),
+            connection_string: sql.connection_string.clone(),
+            max_open_conns: Some(sql.max_open_conns),
+            conn_max_lifetime: sql.conn_max_lifetime,
+            disable_migration: sql.disable_migration,
+            ..Default::default()
+        })
+        .await?,
+    );
+    let plugins = load_plugins(&config)?;
+    let ca = Arc::new(ServerCa::new(
+        ca_config(&config),
+        plugins.key_manager,
+        plugins.upstream,
+        Arc::new(SystemClock),
+    )?);
+    ca.rotate()?;
+
+    let trust = Arc::new(TrustStore::new(BundleSet::new()));
+    publish_bundle(&store, &ca, &trust).await?;
+    let server_svid = Arc::new(SvidResolver::new());
+    let mut current_svid = ca.new_server_x509_svid()?;
+    server_svid
+        .set_svid(&current_svid)
+        .map_err(|e| ServerError::Listen(format!("server SVID unusable for TLS: {e}")))?;
+
+    let hub = NotifyHub::new();
+    let ctx = Arc::new(ApiContext {
+        trust_domain: config.trust_domain.clone(),
+        store: store.clone(),
+        ca: ca.clone(),
+    });
+    let facts = Arc::new(StoreFacts {
+        store: store.clone(),
+        admin_ids: config.admin_ids.iter().cloned().collect::<HashSet<_>>(),
+    });
+    let stop = CancellationToken::new();
+
+    // Push committed changes to watching agents.
+    let mut changes = store.subscribe();
+    let feed_hub = hub.clone();
+    let feed_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = feed_stop.cancelled() => return,
+                change = changes.recv() => match change {
+                    Ok(DataStoreChange::BundleChanged { .. }) => feed_hub.bundles_changed(),
+                    Ok(_) => feed_hub.entries_changed(),
+                    // Lagged: something changed that we did not see in detail.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        feed_hub.entries_changed();
+                        feed_hub.bundles_changed();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+
+    // TCP listener (mTLS) with the agent-facing services.
+    let addr: SocketAddr = format!(
+        "{}:{}",
+        config.bind_address.trim_matches(['[', ']']),
+        config.bind_port
+    )
+    .parse()
+    .map_err(|e| ServerError::Listen(format!("invalid bind address: {e}")))?;
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Listen(format!("cannot listen on {addr}: {e}")))?;
+    let tls = server_config(server_svid.clone(), trust.clone())
+        .map_err(|e| ServerError::Listen(format!("TLS configuration: {e}")))?;
+    let tcp_server = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(AuthzLayer::new(facts.clone()))
+        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(BundleServer::new(BundleService::new(ctx.clone())))
+        .add_service(EntryServer::new(EntryService::new(ctx.clone())))
+        .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(NotifyServer::new(hub.clone()))
+        .serve_with_incoming_shutdown(
+            tls_incoming(tcp, Arc::new(tls)),
+            stop.clone().cancelled_owned(),
+        );
+
+    // Admin socket: the same services plus health, for local callers.
+    let uds = spire_common::uds::bind(&config.socket_path, 0o750, 0o770).map_err(|e| {
+        ServerError::Listen(format!(
+            "cannot listen on {}: {e}",
+            config.socket_path.display()
+        ))
+    })?;
+    let (health, health_service) = spire_proto::health::health_reporter();
+    health
+        .set_service_status("", spire_proto::health::ServingStatus::Serving)
+        .await;
+    let uds_server = Server::builder()
+        .layer(AuthzLayer::new(facts))
+        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(BundleServer::new(BundleService::new(ctx.clone())))
+        .add_service(EntryServer::new(EntryService::new(ctx.clone())))
+        .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(health_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(uds), stop.clone().cancelled_owned());
+
+    tracing::info!(
+        address = %addr,
+        socket_path = %config.socket_path.display(),
+        trust_domain = %config.trust_domain,
+        "Starting Server APIs"
+    );
+    let tcp_task = tokio::spawn(tcp_server);
+    let uds_task = tokio::spawn(uds_server);
+
+    // CA rotation and server SVID renewal.
+    let mut ticker = tokio::time::interval(ROTATION_INTERVAL);
+    ticker.tick().await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = ticker.tick() => {
+                match ca.rotate() {
+                    Ok(report) if report.bundle_changed() => {
+                        if let Err(e) = publish_bundle(&store, &ca, &trust).await {
+                            tracing::error!(error = %e, "Failed to publish the bundle");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "CA rotation failed"),
+                }
+                if needs_renewal(&current_svid, SystemTime::now()) {
+                    match ca.new_server_x509_svid() {
+                        Ok(svid) => {
+                            if let Err(e) = server_svid.set_svid(&svid) {
+                                tracing::error!(error = %e, "New server SVID unusable for TLS");
+                            } else {
+                                current_svid = svid;
+                                tracing::debug!("Rotated the server X509-SVID");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "Failed to renew the server SVID"),
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("Stopping Server APIs");
+    stop.cancel();
+    let graceful = async {
+        let _ = tcp_task.await;
+        let _ = uds_task.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), graceful)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Graceful stop timed out");
+    }
+    store.close().await;
+    let _ = std::fs::remove_file(&config.socket_path);
+    tracing::info!("Server stopped gracefully");
+    Ok(())
+}
