@@ -244,6 +244,7 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
+    spire_common::umask::restrict();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AgentError::Plugin(format!("cannot create data_dir: {e}")))?;
     let storage = Storage::new(&config.data_dir);

@@ -22,3 +22,4 @@ pub mod sections;
 pub mod selector;
 pub mod tls;
 pub mod uds;
+pub mod umask;

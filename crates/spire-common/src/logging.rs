@@ -35,10 +35,19 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Registry;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::reload;
+
+/// The tracing targets of spire-rs's own crates, which log at the configured level.
+const OWN_TARGETS: &[&str] = &[
+    "spire_server",
+    "spire_agent",
+    "spire_common",
+    "spiffe_core",
+    "spire_proto",
+];
 
 /// Logging setup errors.
 #[derive(Debug, Error)]
@@ -125,8 +134,17 @@ impl Level {
         }
     }
 
-    fn filter(self) -> LevelFilter {
-        LevelFilter::from_level(self.to_tracing())
+    /// The filter for this level: spire-rs's own crates log at the level; libraries
+    /// (gRPC, HTTP/2, SQL drivers) only at WARN and above, as SPIRE's log never shows
+    /// their internals.
+    fn filter(self) -> Targets {
+        let level = LevelFilter::from_level(self.to_tracing());
+        let library = level.min(LevelFilter::WARN);
+        OWN_TARGETS
+            .iter()
+            .fold(Targets::new().with_default(library), |targets, target| {
+                targets.with_target(*target, level)
+            })
     }
 }
 
@@ -223,7 +241,7 @@ impl Output {
 /// Controls the installed logger: change the level at run time, reopen the log file.
 #[derive(Clone)]
 pub struct LogGuard {
-    handle: reload::Handle<LevelFilter, Registry>,
+    handle: reload::Handle<Targets, Registry>,
     level: Arc<Mutex<Level>>,
     output: Output,
 }

@@ -167,21 +167,30 @@ fn bad_certificate(e: spiffe_core::X509Error) -> TlsError {
     TlsError::General(format!("peer X509-SVID is not valid: {e}"))
 }
 
-/// Server-side verifier: requests a client SVID, does not require one, and verifies it
-/// against the trust store when presented.
+/// Server-side verifier: requests a client SVID and verifies it against the trust store
+/// when presented. The SPIRE server API does not require one (agents attest first);
+/// workload-to-workload mTLS does ([`SpiffeClientVerifier::required`]).
 #[derive(Debug)]
 pub struct SpiffeClientVerifier {
     trust: Arc<TrustStore>,
     algorithms: WebPkiSupportedAlgorithms,
+    mandatory: bool,
 }
 
 impl SpiffeClientVerifier {
-    /// A verifier over `trust`.
+    /// A verifier over `trust` that lets clients without a certificate through.
     pub fn new(trust: Arc<TrustStore>) -> Self {
         SpiffeClientVerifier {
             trust,
             algorithms: provider().signature_verification_algorithms,
+            mandatory: false,
         }
+    }
+
+    /// The same, refusing clients that present no SVID.
+    pub fn required(mut self) -> Self {
+        self.mandatory = true;
+        self
     }
 }
 
@@ -191,7 +200,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        false
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

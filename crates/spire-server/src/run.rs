@@ -249,6 +249,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    spire_common::umask::restrict();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ServerError::Listen(format!("cannot create data_dir: {e}")))?;
     let sql = config.sql_datastore()?.ok_or_else(|| {

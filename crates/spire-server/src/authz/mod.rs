@@ -165,3 +165,110 @@ pub fn authorize(method: &str, caller: &Caller, facts: &CallerFacts) -> Result<A
     }
     Err(denied())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn svid(serial: &str) -> Caller {
+        Caller::Svid {
+            id: SpiffeId::parse("spiffe://example.org/spire/agent/join_token/t").unwrap(),
+            serial: serial.into(),
+            expired: false,
+        }
+    }
+
+    fn node(serial: &str, new_serial: &str) -> CallerFacts {
+        CallerFacts {
+            node: Some(NodeSerials {
+                serial: serial.into(),
+                new_serial: new_serial.into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Every method of the table: the classes it names are allowed, the others refused.
+    #[test]
+    fn every_policy_row_allows_exactly_its_classes() {
+        let admin = CallerFacts {
+            in_admin_ids: true,
+            ..Default::default()
+        };
+        let downstream = CallerFacts {
+            downstream_entry: true,
+            ..Default::default()
+        };
+        for (method, allow) in POLICY {
+            let any_ok =
+                |caller: &Caller, facts: &CallerFacts| authorize(method, caller, facts).is_ok();
+            assert_eq!(
+                any_ok(&Caller::Anonymous, &CallerFacts::default()),
+                allow.any,
+                "{method} anonymous"
+            );
+            assert_eq!(
+                any_ok(&Caller::Local, &CallerFacts::default()),
+                allow.any || allow.local,
+                "{method} local"
+            );
+            assert_eq!(
+                any_ok(&svid("1"), &admin),
+                allow.any || allow.admin,
+                "{method} admin"
+            );
+            assert_eq!(
+                any_ok(&svid("1"), &downstream),
+                allow.any || allow.downstream,
+                "{method} downstream"
+            );
+            assert_eq!(
+                any_ok(&svid("1"), &node("1", "")),
+                allow.any || allow.agent,
+                "{method} agent"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_methods_are_denied_even_locally() {
+        let denied = authorize("/x.Y/Z", &Caller::Local, &CallerFacts::default());
+        assert_eq!(denied, Err(Denied::Method("/x.Y/Z".into())));
+    }
+
+    #[test]
+    fn agent_checks_follow_spire_order() {
+        let m = "/spire.api.server.entry.v1.Entry/SyncAuthorizedEntries";
+        let expired = Caller::Svid {
+            id: SpiffeId::parse("spiffe://example.org/a").unwrap(),
+            serial: "1".into(),
+            expired: true,
+        };
+        assert_eq!(
+            authorize(m, &expired, &node("1", "")),
+            Err(Denied::Agent(AgentDenial::Expired))
+        );
+        assert_eq!(
+            authorize(m, &svid("1"), &CallerFacts::default()),
+            Err(Denied::Agent(AgentDenial::NotAttested))
+        );
+        assert_eq!(
+            authorize(m, &svid("1"), &node("", "")),
+            Err(Denied::Agent(AgentDenial::Banned))
+        );
+        assert_eq!(
+            authorize(m, &svid("2"), &node("1", "")),
+            Err(Denied::Agent(AgentDenial::NotActive))
+        );
+        assert!(matches!(
+            authorize(m, &svid("2"), &node("1", "2")),
+            Ok(Authorized::Agent { promote: true, .. })
+        ));
+        assert!(matches!(
+            authorize(m, &svid("1"), &node("1", "2")),
+            Ok(Authorized::Agent { promote: false, .. })
+        ));
+    }
+}
