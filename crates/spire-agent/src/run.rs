@@ -66,25 +66,9 @@ pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
     )
     .map_err(|e| CliError(e.to_string()))?;
     let _ = tracing::dispatcher::set_global_default(dispatch);
-    run(config, shutdown_signal())
+    run(config, spire_common::signals::shutdown())
         .await
         .map_err(|e| CliError(e.to_string()))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }
 
 fn key_manager(config: &AgentConfig) -> Result<Arc<dyn KeyManager>, AgentError> {

@@ -10,6 +10,7 @@
 //! - [`selector`]: `type:value` selectors and selector sets.
 //! - [`key_type`]: the key type names of the configuration (`ec-p256`, ...).
 
+pub mod cli;
 pub mod convert;
 pub mod duration;
 pub mod flags;
@@ -20,6 +21,7 @@ pub mod keymanager;
 pub mod logging;
 pub mod sections;
 pub mod selector;
+pub mod signals;
 pub mod tls;
 pub mod uds;
 pub mod umask;

@@ -74,25 +74,9 @@ pub async fn run_command(flags: ServerFlags) -> Result<(), CliError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    run(config, shutdown_signal())
+    run(config, spire_common::signals::shutdown())
         .await
         .map_err(|e| CliError(e.to_string()))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }
 
 /// The plugins the quickstart needs, resolved from the configuration by SPIRE name.
@@ -169,11 +153,7 @@ fn ca_config(config: &ServerConfig) -> CaConfig {
     ca.ca_key_type = config.ca_key_type;
     ca.jwt_key_type = config.jwt_key_type;
     ca.ca_ttl = config.ca_ttl;
-    ca.ca_subject = crate::ca::CaSubject {
-        country: config.ca_subject.country.clone(),
-        organization: config.ca_subject.organization.clone(),
-        common_name: config.ca_subject.common_name.clone(),
-    };
+    ca.ca_subject = config.ca_subject.clone();
     ca.default_x509_svid_ttl = config.default_x509_svid_ttl;
     ca.default_jwt_svid_ttl = config.default_jwt_svid_ttl;
     ca.agent_ttl = Some(config.agent_ttl);

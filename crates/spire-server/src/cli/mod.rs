@@ -77,19 +77,7 @@ impl OutputArgs {
     }
 }
 
-/// A command failure, printed as `Error: <message>`.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl From<tonic::Status> for CliError {
-    fn from(status: tonic::Status) -> Self {
-        CliError(format!(
-            "rpc error: code = {:?} desc = {}",
-            status.code(),
-            status.message()
-        ))
-    }
-}
+pub use spire_common::cli::CliError;
 
 /// Runs the command line with the process arguments; returns the exit status.
 pub fn main() -> ExitCode {
@@ -98,40 +86,12 @@ pub fn main() -> ExitCode {
 
 /// Runs the command line with `args` (program name first).
 pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(spire_common::flags::go_style_args(args)) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    spire_common::cli::run(args, |cli: Cli| async move {
         match cli.command {
             Command::Run(flags) => crate::run::run_command(flags).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Token { command } => command.run().await,
             Command::Entry { command } => command.run().await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CliError(message)) => {
-            eprintln!("Error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

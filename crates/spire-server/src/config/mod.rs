@@ -143,26 +143,8 @@ fn flag_path(v: &Option<PathBuf>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// `ca_subject { country, organization, common_name }`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaSubject {
-    /// `country` (default `["US"]`).
-    pub country: Vec<String>,
-    /// `organization` (default `["SPIFFE"]`).
-    pub organization: Vec<String>,
-    /// `common_name` (default empty).
-    pub common_name: String,
-}
-
-impl Default for CaSubject {
-    fn default() -> Self {
-        CaSubject {
-            country: vec!["US".to_owned()],
-            organization: vec!["SPIFFE".to_owned()],
-            common_name: String::new(),
-        }
-    }
-}
+/// `ca_subject { country, organization, common_name }`: the CA's subject type.
+pub use crate::ca::CaSubject;
 
 /// `ratelimit { attestation, signing }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
