@@ -117,7 +117,10 @@ fn quickstart_flow() {
 
     // A process of a uid with no entry gets PermissionDenied.
     if current_uid() == 0 {
-        let other = Command::new(binary("spire-agent"))
+        // A copy the other uid can execute wherever the checkout lives.
+        let agent_copy = qs.dir.path().join("spire-agent-copy");
+        std::fs::copy(binary("spire-agent"), &agent_copy).expect("copy spire-agent");
+        let other = Command::new(&agent_copy)
             .args(["api", "fetch", "x509", "-socketPath"])
             .arg(&socket)
             .uid(65534)
