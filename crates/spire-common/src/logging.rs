@@ -40,14 +40,20 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::reload;
 
-/// The tracing targets of spire-rs's own crates, which log at the configured level.
-const OWN_TARGETS: &[&str] = &[
-    "spire_server",
-    "spire_agent",
-    "spire_common",
-    "spiffe_core",
-    "spire_proto",
+/// Libraries whose internals (HTTP/2 frames, SQL statements, TLS handshakes) SPIRE's log
+/// never shows: they log at WARN and above whatever the configured level.
+const QUIET_TARGETS: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tower",
+    "tonic",
+    "sqlx",
+    "rustls",
+    "tokio_util",
+    "mio",
 ];
+
 
 /// Logging setup errors.
 #[derive(Debug, Error)]
@@ -134,16 +140,15 @@ impl Level {
         }
     }
 
-    /// The filter for this level: spire-rs's own crates log at the level; libraries
-    /// (gRPC, HTTP/2, SQL drivers) only at WARN and above, as SPIRE's log never shows
-    /// their internals.
+    /// The filter for this level: everything logs at the level except the libraries of
+    /// [`QUIET_TARGETS`], which log only at WARN and above.
     fn filter(self) -> Targets {
         let level = LevelFilter::from_level(self.to_tracing());
-        let library = level.min(LevelFilter::WARN);
-        OWN_TARGETS
+        let quiet = level.min(LevelFilter::WARN);
+        QUIET_TARGETS
             .iter()
-            .fold(Targets::new().with_default(library), |targets, target| {
-                targets.with_target(*target, level)
+            .fold(Targets::new().with_default(level), |targets, target| {
+                targets.with_target(*target, quiet)
             })
     }
 }
