@@ -54,7 +54,6 @@ const QUIET_TARGETS: &[&str] = &[
     "mio",
 ];
 
-
 /// Logging setup errors.
 #[derive(Debug, Error)]
 pub enum LogError {
