@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain};
-use spire_common::convert::bundle_from_proto;
+use spire_common::convert::{bundle_from_proto, id_from_proto};
 use spire_common::grpc_tls::tls_channel;
 use spire_common::tls::{SvidResolver, TrustStore, client_config};
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
@@ -22,11 +22,15 @@ use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::entry::v1::SyncAuthorizedEntriesRequest;
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
-use spire_proto::spire::api::server::svid::v1::{BatchNewX509svidRequest, NewX509svidParams};
+use spire_proto::spire::api::server::svid::v1::{
+    BatchNewX509svidRequest, NewJwtsvidRequest, NewX509svidParams,
+};
 use spire_proto::spire::api::types::{AttestationData, Entry, X509svid};
 use spire_proto::spirers::server::notify::v1::notify_client::NotifyClient;
 use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesRequest};
 use tonic::transport::Channel;
+
+use crate::manager::jwt_cache::{JwtSvidMinter, MintedJwtSvid};
 
 /// Deadline of every unary call, as SPIRE's agent (agent.md §5.3).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -300,6 +304,45 @@ impl ServerClient {
             .collect())
     }
 
+    /// Mints a JWT-SVID for a workload entry (`NewJWTSVID`).
+    pub async fn new_jwt_svid(
+        &self,
+        entry_id: &str,
+        audience: &[String],
+    ) -> Result<MintedJwtSvid, ClientError> {
+        let mut client = SvidClient::new(self.channel());
+        let response = client
+            .new_jwtsvid(Self::request(NewJwtsvidRequest {
+                entry_id: entry_id.to_owned(),
+                audience: audience.to_vec(),
+            }))
+            .await?
+            .into_inner();
+        let svid = response
+            .svid
+            .ok_or_else(|| ClientError::InvalidResponse("NewJWTSVID returned no SVID".into()))?;
+        let id = svid
+            .id
+            .as_ref()
+            .ok_or_else(|| ClientError::InvalidResponse("JWT-SVID has no SPIFFE ID".into()))
+            .and_then(|id| {
+                id_from_proto(id).map_err(|e| {
+                    ClientError::InvalidResponse(format!("JWT-SVID has an invalid SPIFFE ID: {e}"))
+                })
+            })?;
+        if svid.token.is_empty() {
+            return Err(ClientError::InvalidResponse(
+                "NewJWTSVID returned an empty token".into(),
+            ));
+        }
+        Ok(MintedJwtSvid {
+            token: svid.token,
+            spiffe_id: id,
+            issued_at: svid.issued_at,
+            expires_at: svid.expires_at,
+        })
+    }
+
     /// Opens the spire-rs push channel: a notification now and at every change.
     pub async fn watch_changes(&self) -> Result<tonic::Streaming<ChangeNotification>, ClientError> {
         let mut client = NotifyClient::new(self.channel());
@@ -315,4 +358,17 @@ fn chain(svid: X509svid) -> Vec<CertificateDer<'static>> {
         .into_iter()
         .map(CertificateDer::from)
         .collect()
+}
+
+#[tonic::async_trait]
+impl JwtSvidMinter for ServerClient {
+    async fn new_jwt_svid(
+        &self,
+        entry_id: &str,
+        audience: &[String],
+    ) -> Result<MintedJwtSvid, String> {
+        ServerClient::new_jwt_svid(self, entry_id, audience)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }

@@ -377,10 +377,12 @@ pub async fn run(
 
     let api_stop = stop.clone();
     let socket_path = config.socket_path.clone();
-    let mut api = tokio::spawn(crate::endpoints::serve(
+    let minter: Arc<dyn crate::manager::JwtSvidMinter> = Arc::new(client.clone());
+    let mut api = tokio::spawn(crate::endpoints::serve_with_minter(
         socket_path,
         cache,
         attestors,
+        minter,
         async move { api_stop.cancelled().await },
     ));
     tracing::info!(agent_id = %agent_id, socket_path = %config.socket_path.display(), "Starting Workload API");

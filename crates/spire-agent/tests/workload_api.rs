@@ -439,7 +439,7 @@ async fn unauthenticated_verifiers_get_the_own_bundle_when_allowed() -> TestResu
 }
 
 // ---------------------------------------------------------------------------
-// Security header and unimplemented RPCs, with our generated client.
+// Security header, argument checks and unimplemented RPCs, with our generated client.
 // ---------------------------------------------------------------------------
 
 fn assert_status(status: &Status, code: Code, message: &str) {
@@ -501,11 +501,20 @@ async fn requests_without_the_security_header_are_invalid_argument() -> TestResu
 }
 
 #[tokio::test]
-async fn jwt_and_wit_rpcs_are_unimplemented() -> TestResult {
+async fn jwt_rpcs_without_identity_and_wit_rpcs_are_unimplemented() -> TestResult {
     let ca = Ca::new("example.org")?;
     let agent = Agent::start(cache_for(&ca)?).await?;
     let mut raw = agent.raw_client().await?;
 
+    let status = raw
+        .fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: Vec::new(),
+            spiffe_id: String::new(),
+        }))
+        .await
+        .err()
+        .ok_or("no error")?;
+    assert_status(&status, Code::InvalidArgument, "audience must be specified");
     let status = raw
         .fetch_jwtsvid(with_header(JwtsvidRequest {
             audience: vec!["a".into()],
@@ -514,17 +523,34 @@ async fn jwt_and_wit_rpcs_are_unimplemented() -> TestResult {
         .await
         .err()
         .ok_or("no error")?;
-    assert_status(
-        &status,
-        Code::Unimplemented,
-        "JWT-SVIDs are not implemented yet in spire-rs agent",
-    );
-    let status = raw
+    assert_status(&status, Code::PermissionDenied, "no identity issued");
+    let first = match raw
         .fetch_jwt_bundles(with_header(JwtBundlesRequest {}))
+        .await
+    {
+        Ok(response) => response.into_inner().message().await.err(),
+        Err(status) => Some(status),
+    };
+    let status = first.ok_or("no error")?;
+    assert_status(&status, Code::PermissionDenied, "no identity issued");
+    let status = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: String::new(),
+            svid: "x.y.z".into(),
+        }))
         .await
         .err()
         .ok_or("no error")?;
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_status(&status, Code::InvalidArgument, "audience must be specified");
+    let status = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: "a".into(),
+            svid: String::new(),
+        }))
+        .await
+        .err()
+        .ok_or("no error")?;
+    assert_status(&status, Code::InvalidArgument, "svid must be specified");
     let status = raw
         .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
             audience: "a".into(),
@@ -533,7 +559,7 @@ async fn jwt_and_wit_rpcs_are_unimplemented() -> TestResult {
         .await
         .err()
         .ok_or("no error")?;
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
     let status = raw
         .fetch_witsvid(with_header(WitsvidRequest::default()))
         .await

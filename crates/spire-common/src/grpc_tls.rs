@@ -43,6 +43,11 @@ pub fn tls_incoming(
                 },
                 () = tx.closed() => return,
             };
+            // gRPC exchanges small messages; Nagle's algorithm would hold them back
+            // waiting for delayed ACKs.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "cannot disable Nagle's algorithm");
+            }
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {

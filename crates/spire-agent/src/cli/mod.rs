@@ -1,8 +1,10 @@
 //! The `spire-agent` command line: SPIRE's subcommands with single-dash Go-style flags.
 //! Errors print as `Error: <message>` on stderr with exit status 1, as SPIRE's do.
 
+mod fetch_jwt;
 mod fetch_x509;
 mod healthcheck;
+mod validate_jwt;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,12 +40,29 @@ enum ApiCommand {
         #[command(flatten)]
         x509: fetch_x509::FetchX509Args,
     },
+    /// Validates credentials through the Workload API.
+    Validate {
+        #[command(subcommand)]
+        command: ValidateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ValidateCommand {
+    /// Validates a JWT-SVID.
+    Jwt(validate_jwt::ValidateJwtArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum FetchCommand {
     /// Fetches X509-SVIDs from the Workload API.
     X509(fetch_x509::FetchX509Args),
+    /// Fetches a JWT-SVID (and the JWT bundles) from the Workload API.
+    Jwt(fetch_jwt::FetchJwtArgs),
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    spire_common::duration::parse(s).map_err(|e| e.to_string())
 }
 
 pub use spire_common::cli::CliError;
@@ -63,7 +82,13 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
                 command: ApiCommand::Fetch { command, x509 },
             } => match command {
                 Some(FetchCommand::X509(args)) => fetch_x509::run(args).await,
+                Some(FetchCommand::Jwt(args)) => fetch_jwt::run(args).await,
                 None => fetch_x509::run(x509).await,
+            },
+            Command::Api {
+                command: ApiCommand::Validate { command },
+            } => match command {
+                ValidateCommand::Jwt(args) => validate_jwt::run(args).await,
             },
         }
     })

@@ -21,7 +21,7 @@ use tokio::net::UnixListener;
 pub use listener::{PeerConn, PeerConnectInfo, bind_socket, tracked_incoming};
 pub use workload_api::{WorkloadApiHandler, check_security_header};
 
-use crate::manager::Cache;
+use crate::manager::{Cache, JwtSvidMinter};
 use crate::workload::WorkloadAttestors;
 
 /// SPIRE's default Workload API socket (`socket_path`).
@@ -78,7 +78,29 @@ pub enum EndpointsError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Serves the Workload API on `socket_path` until `shutdown` completes.
+/// Serves the Workload API on `socket_path`, minting JWT-SVIDs with `minter`, until
+/// `shutdown` completes.
+pub async fn serve_with_minter(
+    socket_path: impl AsRef<Path>,
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    minter: Arc<dyn JwtSvidMinter>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    let config = WorkloadApiConfig {
+        socket_path: socket_path.as_ref().to_path_buf(),
+        ..WorkloadApiConfig::default()
+    };
+    let listener = bind_socket(&config.socket_path)?;
+    tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
+    let handler = WorkloadApiHandler::new(cache, attestors)
+        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
+        .with_jwt_minter(minter);
+    serve_listener(listener, handler, shutdown).await
+}
+
+/// Serves the Workload API on `socket_path` until `shutdown` completes (without a
+/// server connection: `FetchJWTSVID` answers `Unavailable`).
 pub async fn serve(
     socket_path: impl AsRef<Path>,
     cache: Arc<Cache>,

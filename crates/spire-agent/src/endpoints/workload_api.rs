@@ -14,6 +14,13 @@
 //! `FetchX509Bundles` does the same with bundles only. As in SPIRE, a stream's first
 //! response waits until every matching entry has its SVID in the cache.
 //!
+//! `FetchJWTSVID` mints one token per matching entry (hint-filtered, optionally only
+//! the requested `spiffe_id`) through the server's `NewJWTSVID`, served from the JWT
+//! cache ([`crate::manager::jwt_cache`]) until half its lifetime. `FetchJWTBundles`
+//! streams the JWT authorities as standard JWKS (no `use`), like `FetchX509Bundles`.
+//! `ValidateJWTSVID` checks a token against the caller's bundles (own plus federated)
+//! and needs no identity, only a successful attestation.
+//!
 //! Differences from SPIRE, on purpose: the cache wakes every stream on any change, so
 //! `FetchX509SVID` compares each rebuilt response with the last one sent and only sends
 //! when it differs (SPIRE notifies only affected subscribers and sends every
@@ -21,17 +28,20 @@
 //! matching entry is only waiting for its (re-)signed SVID keeps the stream waiting
 //! instead of failing it.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use spiffe_core::{JwtBundle, JwtSvid, SpiffeId, TrustDomain};
+
 use futures::Stream;
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
 use spire_proto::workload::{
-    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
-    ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse, WitsvidRequest,
-    WitsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
-    X509svidResponse,
+    JwtBundlesRequest, JwtBundlesResponse, Jwtsvid, JwtsvidRequest, JwtsvidResponse,
+    ValidateJwtsvidRequest, ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse,
+    WitsvidRequest, WitsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid,
+    X509svidRequest, X509svidResponse,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +50,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::listener::PeerConnectInfo;
-use crate::manager::{Cache, WorkloadUpdate};
+use crate::manager::{Cache, JwtSvidCache, JwtSvidMinter, WorkloadUpdate};
 use crate::workload::{CallerInfo, PeerWatcher, Selector, WorkloadAttestors};
 
 /// The metadata key of the Workload API security header.
@@ -49,13 +59,10 @@ pub const SECURITY_HEADER: &str = "workload.spiffe.io";
 pub const SECURITY_HEADER_MISSING: &str = "security header missing from request";
 /// Message of the `PermissionDenied` status for a caller without identity.
 pub const NO_IDENTITY_ISSUED: &str = "no identity issued";
-/// Message of the `Unimplemented` status of `FetchJWTSVID`.
-pub const JWT_SVID_UNIMPLEMENTED: &str = "JWT-SVIDs are not implemented yet in spire-rs agent";
-/// Message of the `Unimplemented` status of `FetchJWTBundles`.
-pub const JWT_BUNDLES_UNIMPLEMENTED: &str = "JWT bundles are not implemented yet in spire-rs agent";
-/// Message of the `Unimplemented` status of `ValidateJWTSVID`.
-pub const VALIDATE_JWT_SVID_UNIMPLEMENTED: &str =
-    "JWT-SVID validation is not implemented yet in spire-rs agent";
+/// Message of the `InvalidArgument` status for a JWT call without audience.
+pub const AUDIENCE_REQUIRED: &str = "audience must be specified";
+/// Message of the `InvalidArgument` status for `ValidateJWTSVID` without token.
+pub const SVID_REQUIRED: &str = "svid must be specified";
 
 /// A server-streaming response body.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -77,6 +84,8 @@ pub struct WorkloadApiHandler {
     attestors: Arc<WorkloadAttestors>,
     allow_unauthenticated_verifiers: bool,
     shutdown: CancellationToken,
+    jwt_minter: Option<Arc<dyn JwtSvidMinter>>,
+    jwt_cache: Arc<JwtSvidCache>,
 }
 
 impl WorkloadApiHandler {
@@ -87,7 +96,22 @@ impl WorkloadApiHandler {
             attestors,
             allow_unauthenticated_verifiers: false,
             shutdown: CancellationToken::new(),
+            jwt_minter: None,
+            jwt_cache: Arc::new(JwtSvidCache::default()),
         }
+    }
+
+    /// Mints JWT-SVIDs with `minter` (the server's `NewJWTSVID`). Without one,
+    /// `FetchJWTSVID` answers `Unavailable`.
+    pub fn with_jwt_minter(mut self, minter: Arc<dyn JwtSvidMinter>) -> Self {
+        self.jwt_minter = Some(minter);
+        self
+    }
+
+    /// Serves JWT-SVIDs from `cache` (shared with other handlers of the agent).
+    pub fn with_jwt_cache(mut self, cache: Arc<JwtSvidCache>) -> Self {
+        self.jwt_cache = cache;
+        self
     }
 
     /// Lets callers without identity fetch bundles (agent option
@@ -327,6 +351,72 @@ pub fn compose_x509_bundles_response(
     })
 }
 
+/// Builds the `FetchJWTBundles` response: the JWT authorities of the own bundle and
+/// of the workload's federated bundles, as standard JWKS documents (no `use` members,
+/// as SPIRE marshals them), keyed by trust domain ID.
+pub fn compose_jwt_bundles_response(update: &WorkloadUpdate) -> Result<JwtBundlesResponse, Status> {
+    let own =
+        update.bundles.own.as_ref().ok_or_else(|| {
+            Status::unavailable("could not serialize response: bundle not available")
+        })?;
+    let mut bundles = std::collections::HashMap::new();
+    bundles.insert(
+        own.trust_domain().id_string(),
+        own.jwt_bundle().to_standard_jwks_json(),
+    );
+    if !update.identities.is_empty() {
+        for (td, bundle) in &update.bundles.federated {
+            bundles.insert(td.id_string(), bundle.jwt_bundle().to_standard_jwks_json());
+        }
+    }
+    Ok(JwtBundlesResponse { bundles })
+}
+
+/// The claims of a validated JWT-SVID as SPIRE returns them: `aud` always a list; for a
+/// subject of a foreign trust domain only `sub`, `aud` and `exp`.
+fn validated_claims(svid: &JwtSvid, foreign: bool) -> prost_types::Struct {
+    let mut fields = std::collections::BTreeMap::new();
+    for (name, value) in svid.claims() {
+        if foreign && !matches!(name.as_str(), "sub" | "aud" | "exp") {
+            continue;
+        }
+        let value = if name == "aud" {
+            serde_json::Value::Array(
+                svid.audience()
+                    .iter()
+                    .cloned()
+                    .map(serde_json::Value::String)
+                    .collect(),
+            )
+        } else {
+            value.clone()
+        };
+        fields.insert(name.clone(), json_to_proto(value));
+    }
+    prost_types::Struct { fields }
+}
+
+/// A JSON value as a protobuf `Value` (numbers become doubles, as protojson does).
+fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(values) => Kind::ListValue(prost_types::ListValue {
+            values: values.into_iter().map(json_to_proto).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(prost_types::Struct {
+            fields: map
+                .into_iter()
+                .map(|(k, v)| (k, json_to_proto(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 fn log_fetched_svids(caller: &Caller, update: &WorkloadUpdate) {
     if caller.quiet {
         return;
@@ -406,15 +496,76 @@ impl SpiffeWorkloadApi for WorkloadApiHandler {
         request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
         check_security_header(request.metadata())?;
-        Err(Status::unimplemented(JWT_SVID_UNIMPLEMENTED))
+        if request.get_ref().audience.is_empty() {
+            return Err(Status::invalid_argument(AUDIENCE_REQUIRED));
+        }
+        let wanted = &request.get_ref().spiffe_id;
+        if !wanted.is_empty() {
+            SpiffeId::parse(wanted).map_err(|e| {
+                Status::invalid_argument(format!("invalid requested SPIFFE ID: {e}"))
+            })?;
+        }
+        let caller = self.start_call(&request).await?;
+        let request = request.into_inner();
+        let mut svids = Vec::new();
+        for entry in self.cache.jwt_entries_for(&caller.selectors) {
+            if !request.spiffe_id.is_empty() && entry.spiffe_id.as_str() != request.spiffe_id {
+                continue;
+            }
+            let minter = self.jwt_minter.as_deref().ok_or_else(|| {
+                Status::unavailable("could not fetch JWT-SVID: no connection to the server")
+            })?;
+            let svid = self
+                .jwt_cache
+                .fetch(
+                    minter,
+                    &entry.entry_id,
+                    &entry.spiffe_id,
+                    &request.audience,
+                    SystemTime::now(),
+                )
+                .await
+                .map_err(|error| {
+                    tracing::error!(pid = caller.pid, spiffe_id = %entry.spiffe_id, error = %error, "Could not fetch JWT-SVID");
+                    Status::unavailable(format!("could not fetch JWT-SVID: {error}"))
+                })?;
+            if !caller.quiet {
+                tracing::debug!(pid = caller.pid, spiffe_id = %entry.spiffe_id, expires_at = svid.expires_at, "Fetched JWT SVID");
+            }
+            svids.push(Jwtsvid {
+                spiffe_id: entry.spiffe_id.to_string(),
+                svid: svid.token,
+                hint: entry.hint.clone(),
+            });
+        }
+        if svids.is_empty() {
+            if !caller.quiet {
+                tracing::error!(pid = caller.pid, registered = false, "No identity issued");
+            }
+            return Err(Status::permission_denied(NO_IDENTITY_ISSUED));
+        }
+        Ok(Response::new(JwtsvidResponse { svids }))
     }
 
     async fn fetch_jwt_bundles(
         &self,
         request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        check_security_header(request.metadata())?;
-        Err(Status::unimplemented(JWT_BUNDLES_UNIMPLEMENTED))
+        let caller = self.start_call(&request).await?;
+        let allow_unauthenticated = self.allow_unauthenticated_verifiers;
+        let stream = self.stream_state(caller).into_stream(move |state, update| {
+            if update.identities.is_empty() && !allow_unauthenticated {
+                return Step::Fail(state.no_identity());
+            }
+            match compose_jwt_bundles_response(&update) {
+                Ok(response) => Step::Send(response),
+                Err(status) => {
+                    tracing::error!(pid = state.caller.pid, error = %status.message(), "Could not serialize JWT bundle response");
+                    Step::Fail(status)
+                }
+            }
+        });
+        Ok(Response::new(stream))
     }
 
     async fn validate_jwtsvid(
@@ -422,7 +573,40 @@ impl SpiffeWorkloadApi for WorkloadApiHandler {
         request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
         check_security_header(request.metadata())?;
-        Err(Status::unimplemented(VALIDATE_JWT_SVID_UNIMPLEMENTED))
+        if request.get_ref().audience.is_empty() {
+            return Err(Status::invalid_argument(AUDIENCE_REQUIRED));
+        }
+        if request.get_ref().svid.is_empty() {
+            return Err(Status::invalid_argument(SVID_REQUIRED));
+        }
+        let caller = self.start_call(&request).await?;
+        let request = request.into_inner();
+        let update = self.cache.workload_update(&caller.selectors);
+        let mut keys: BTreeMap<TrustDomain, JwtBundle> = BTreeMap::new();
+        if let Some(own) = &update.bundles.own {
+            keys.insert(own.trust_domain().clone(), own.jwt_bundle().clone());
+        }
+        for (td, bundle) in &update.bundles.federated {
+            keys.insert(td.clone(), bundle.jwt_bundle().clone());
+        }
+        let svid = JwtSvid::parse_and_validate(
+            &request.svid,
+            &keys,
+            &[request.audience.as_str()],
+            SystemTime::now(),
+        )
+        .map_err(|error| {
+            if !caller.quiet {
+                tracing::warn!(pid = caller.pid, error = %error, "Failed to validate JWT");
+            }
+            Status::invalid_argument(error.to_string())
+        })?;
+        let foreign = svid.spiffe_id().trust_domain() != self.cache.trust_domain();
+        let claims = validated_claims(&svid, foreign);
+        Ok(Response::new(ValidateJwtsvidResponse {
+            spiffe_id: svid.spiffe_id().to_string(),
+            claims: Some(claims),
+        }))
     }
 
     async fn fetch_witsvid(

@@ -475,6 +475,14 @@ impl Cache {
             .collect()
     }
 
+    /// The entries a workload with these selectors gets JWT-SVIDs for: the matching
+    /// entries, with or without X.509-SVID, by entry ID, duplicate hints filtered (the
+    /// list SPIRE's `FetchJWTSVID` works on).
+    pub fn jwt_entries_for(&self, selectors: &[Selector]) -> Vec<Arc<CachedEntry>> {
+        let entries = self.matching_entries(selectors);
+        filter_duplicate_hints(entries, |e| e.as_ref())
+    }
+
     /// The identities of a workload with these selectors, in the order served (entry
     /// ID, then duplicate hints filtered). Only entries that have an SVID are included.
     pub fn identities_for(&self, selectors: &[Selector]) -> Vec<Identity> {
@@ -539,16 +547,16 @@ fn identities_of(records: &[&Record]) -> Vec<Identity> {
             })
         })
         .collect();
-    filter_duplicate_hints(identities)
+    filter_duplicate_hints(identities, |i| i.entry.as_ref())
 }
 
 /// Drops identities whose non-empty hint is also used by an older entry (by
 /// `created_at`, then entry ID), keeping the order of the rest.
-fn filter_duplicate_hints(identities: Vec<Identity>) -> Vec<Identity> {
+fn filter_duplicate_hints<T>(identities: Vec<T>, entry_of: impl Fn(&T) -> &CachedEntry) -> Vec<T> {
     let mut keep: HashMap<&str, &CachedEntry> = HashMap::new();
     let mut removed: HashSet<String> = HashSet::new();
     for identity in &identities {
-        let entry = identity.entry.as_ref();
+        let entry = entry_of(identity);
         if entry.hint.is_empty() {
             continue;
         }
@@ -575,7 +583,7 @@ fn filter_duplicate_hints(identities: Vec<Identity>) -> Vec<Identity> {
     }
     identities
         .into_iter()
-        .filter(|i| !removed.contains(&i.entry.entry_id))
+        .filter(|i| !removed.contains(&entry_of(i).entry_id))
         .collect()
 }
 

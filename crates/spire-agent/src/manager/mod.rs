@@ -5,9 +5,11 @@
 //! rebuilds its response when it moves.
 
 pub mod cache;
+pub mod jwt_cache;
 pub mod sync;
 
 pub use cache::{
     Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, Identity, WorkloadBundles,
     WorkloadUpdate,
 };
+pub use jwt_cache::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};

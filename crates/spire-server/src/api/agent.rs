@@ -17,11 +17,15 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::entry::agent_id;
 use super::{ApiContext, store_status};
 use crate::datastore::{
-    AttestedNode, AttestedNodeMask, JoinToken, JoinTokenOutcome, RegistrationEntry, Selector,
+    AttestedNode, AttestedNodeMask, DataStoreError, JoinToken, JoinTokenOutcome,
+    ListAttestedNodesRequest, MatchBehavior, Pagination, RegistrationEntry, Selector,
+    SelectorMatch,
 };
 
 /// The node attestation type handled inline by the API, as SPIRE does.
 const JOIN_TOKEN: &str = "join_token";
+/// Longest agent version `PostStatus` stores.
+const MAX_AGENT_VERSION_LEN: usize = 255;
 
 /// The Agent service.
 #[derive(Clone)]
@@ -76,47 +80,117 @@ impl AgentApi for AgentService {
 
     async fn count_agents(
         &self,
-        _request: Request<pb::CountAgentsRequest>,
+        request: Request<pb::CountAgentsRequest>,
     ) -> Result<Response<pb::CountAgentsResponse>, Status> {
-        Err(Status::unimplemented(
-            "Agent.CountAgents is not implemented yet in spire-rs",
-        ))
+        let req = match request.into_inner().filter {
+            Some(f) => nodes_request(AgentFilter {
+                by_attestation_type: f.by_attestation_type,
+                by_selector_match: f.by_selector_match,
+                by_banned: f.by_banned,
+                by_can_reattest: f.by_can_reattest,
+                by_expires_before: f.by_expires_before,
+            })?,
+            None => ListAttestedNodesRequest::default(),
+        };
+        let count = self
+            .ctx
+            .store
+            .count_attested_nodes(&req)
+            .await
+            .map_err(|e| internal("failed to count agents", &e))?;
+        Ok(Response::new(pb::CountAgentsResponse {
+            count: i32::try_from(count).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn list_agents(
         &self,
-        _request: Request<pb::ListAgentsRequest>,
+        request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
-        Err(Status::unimplemented(
-            "Agent.ListAgents is not implemented yet in spire-rs",
-        ))
+        let request = request.into_inner();
+        let mut req = match request.filter {
+            Some(f) => nodes_request(AgentFilter {
+                by_attestation_type: f.by_attestation_type,
+                by_selector_match: f.by_selector_match,
+                by_banned: f.by_banned,
+                by_can_reattest: f.by_can_reattest,
+                by_expires_before: f.by_expires_before,
+            })?,
+            None => ListAttestedNodesRequest::default(),
+        };
+        req.fetch_selectors = request.output_mask.is_none_or(|m| m.selectors);
+        if request.page_size > 0 {
+            req.pagination = Some(Pagination {
+                page_size: request.page_size as u32,
+                token: request.page_token,
+            });
+        }
+        let page = self
+            .ctx
+            .store
+            .list_attested_nodes(&req)
+            .await
+            .map_err(|e| internal("failed to list agents", &e))?;
+        Ok(Response::new(pb::ListAgentsResponse {
+            agents: page
+                .nodes
+                .iter()
+                .filter_map(node_to_proto)
+                .map(|a| apply_agent_mask(a, request.output_mask.as_ref()))
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn get_agent(
         &self,
-        _request: Request<pb::GetAgentRequest>,
+        request: Request<pb::GetAgentRequest>,
     ) -> Result<Response<types::Agent>, Status> {
-        Err(Status::unimplemented(
-            "Agent.GetAgent is not implemented yet in spire-rs",
-        ))
+        let request = request.into_inner();
+        let id = self.agent_id_from_proto(request.id.as_ref())?;
+        let node = self
+            .ctx
+            .store
+            .fetch_attested_node(id.as_str())
+            .await
+            .map_err(|e| internal("failed to fetch agent", &e))?
+            .ok_or_else(|| Status::not_found("agent not found"))?;
+        let agent = node_to_proto(&node)
+            .ok_or_else(|| Status::internal("failed to convert attested node to agent"))?;
+        Ok(Response::new(apply_agent_mask(
+            agent,
+            request.output_mask.as_ref(),
+        )))
     }
 
     async fn delete_agent(
         &self,
-        _request: Request<pb::DeleteAgentRequest>,
+        request: Request<pb::DeleteAgentRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(Status::unimplemented(
-            "Agent.DeleteAgent is not implemented yet in spire-rs",
-        ))
+        let id = self.agent_id_from_proto(request.into_inner().id.as_ref())?;
+        match self.ctx.store.delete_attested_node(id.as_str()).await {
+            Ok(_) => {
+                tracing::info!(spiffe_id = %id, "Agent deleted");
+                Ok(Response::new(()))
+            }
+            Err(DataStoreError::NotFound(_)) => Err(Status::not_found("agent not found")),
+            Err(e) => Err(internal("failed to remove agent", &e)),
+        }
     }
 
     async fn ban_agent(
         &self,
-        _request: Request<pb::BanAgentRequest>,
+        request: Request<pb::BanAgentRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(Status::unimplemented(
-            "Agent.BanAgent is not implemented yet in spire-rs",
-        ))
+        let id = self.agent_id_from_proto(request.into_inner().id.as_ref())?;
+        match self.ctx.store.ban_attested_node(id.as_str()).await {
+            Ok(_) => {
+                tracing::info!(spiffe_id = %id, "Agent banned");
+                Ok(Response::new(()))
+            }
+            Err(DataStoreError::NotFound(_)) => Err(Status::not_found("agent not found")),
+            Err(e) => Err(internal("failed to ban agent", &e)),
+        }
     }
 
     async fn attest_agent(
@@ -291,15 +365,174 @@ impl AgentApi for AgentService {
 
     async fn post_status(
         &self,
-        _request: Request<pb::PostStatusRequest>,
+        request: Request<pb::PostStatusRequest>,
     ) -> Result<Response<pb::PostStatusResponse>, Status> {
-        Err(Status::unimplemented(
-            "Agent.PostStatus is not implemented yet in spire-rs",
-        ))
+        let agent = agent_id(&request)?;
+        let version = request.into_inner().agent_version;
+        if !version.is_empty() {
+            if version.len() > MAX_AGENT_VERSION_LEN {
+                return Err(Status::invalid_argument(
+                    "agent version is too long (max 255 characters)",
+                ));
+            }
+            let update = AttestedNode {
+                spiffe_id: agent.to_string(),
+                agent_version: version,
+                ..Default::default()
+            };
+            let mask = AttestedNodeMask {
+                agent_version: true,
+                ..Default::default()
+            };
+            match self
+                .ctx
+                .store
+                .update_attested_node(&update, Some(&mask))
+                .await
+            {
+                Ok(_) => {}
+                Err(DataStoreError::NotFound(_)) => {
+                    return Err(Status::not_found("agent not found"));
+                }
+                Err(e) => return Err(internal("failed to update agent", &e)),
+            }
+        }
+        Ok(Response::new(pb::PostStatusResponse {}))
     }
 }
 
+/// The filter fields `ListAgents` and `CountAgents` share.
+struct AgentFilter {
+    by_attestation_type: String,
+    by_selector_match: Option<types::SelectorMatch>,
+    by_banned: Option<bool>,
+    by_can_reattest: Option<bool>,
+    by_expires_before: String,
+}
+
+/// Go's `2006-01-02 15:04:05 -0700 -07` without the trailing zone abbreviation.
+const EXPIRES_BEFORE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+);
+
+/// Parses `by_expires_before`; like SPIRE, an unparsable value filters nothing.
+fn parse_expires_before(value: &str) -> Option<i64> {
+    // The trailing ` -07` zone abbreviation repeats the offset; drop it.
+    let trimmed = value.rsplit_once(' ').map_or(value, |(head, _)| head);
+    time::OffsetDateTime::parse(trimmed, EXPIRES_BEFORE_FORMAT)
+        .or_else(|_| time::OffsetDateTime::parse(value, EXPIRES_BEFORE_FORMAT))
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
+fn nodes_request(filter: AgentFilter) -> Result<ListAttestedNodesRequest, Status> {
+    let mut req = ListAttestedNodesRequest {
+        by_banned: filter.by_banned,
+        by_can_reattest: filter.by_can_reattest,
+        ..Default::default()
+    };
+    if !filter.by_attestation_type.is_empty() {
+        req.by_attestation_type = Some(filter.by_attestation_type);
+    }
+    if !filter.by_expires_before.is_empty() {
+        req.by_expires_before = parse_expires_before(&filter.by_expires_before);
+    }
+    if let Some(m) = filter.by_selector_match {
+        let mut selectors = Vec::with_capacity(m.selectors.len());
+        for s in m.selectors {
+            spire_common::selector::Selector::new(s.r#type.clone(), s.value.clone())
+                .map_err(|e| Status::invalid_argument(format!("failed to parse selectors: {e}")))?;
+            selectors.push(Selector::new(s.r#type, s.value));
+        }
+        req.by_selector_match = Some(SelectorMatch {
+            selectors,
+            r#match: MatchBehavior::from_proto(m.r#match).ok_or_else(|| {
+                Status::invalid_argument(format!("unknown match behavior {}", m.r#match))
+            })?,
+        });
+    }
+    Ok(req)
+}
+
+/// The API form of an attested node; `None` when its stored ID does not parse.
+pub fn node_to_proto(node: &AttestedNode) -> Option<types::Agent> {
+    let id = SpiffeId::parse(&node.spiffe_id).ok()?;
+    Some(types::Agent {
+        id: Some(id_to_proto(&id)),
+        attestation_type: node.attestation_data_type.clone(),
+        x509svid_serial_number: node.cert_serial_number.clone(),
+        x509svid_expires_at: node.cert_not_after,
+        selectors: node
+            .selectors
+            .iter()
+            .map(|s| types::Selector {
+                r#type: s.r#type.clone(),
+                value: s.value.clone(),
+            })
+            .collect(),
+        banned: node.is_banned(),
+        can_reattest: node.can_reattest,
+        agent_version: node.agent_version.clone(),
+    })
+}
+
+/// Clears the fields an output mask leaves out (the ID is always returned).
+fn apply_agent_mask(mut agent: types::Agent, mask: Option<&types::AgentMask>) -> types::Agent {
+    let Some(mask) = mask else {
+        return agent;
+    };
+    if !mask.attestation_type {
+        agent.attestation_type.clear();
+    }
+    if !mask.x509svid_serial_number {
+        agent.x509svid_serial_number.clear();
+    }
+    if !mask.x509svid_expires_at {
+        agent.x509svid_expires_at = 0;
+    }
+    if !mask.selectors {
+        agent.selectors.clear();
+    }
+    if !mask.banned {
+        agent.banned = false;
+    }
+    if !mask.can_reattest {
+        agent.can_reattest = false;
+    }
+    if !mask.agent_version {
+        agent.agent_version.clear();
+    }
+    agent
+}
+
+/// An internal error whose details are logged, as SPIRE's `api.MakeErr`.
+fn internal(message: &str, error: &DataStoreError) -> Status {
+    tracing::error!(error = %error, "{message}");
+    Status::internal(format!("{message}: {error}"))
+}
+
 impl AgentService {
+    /// An agent ID from a request: in the trust domain and under `/spire/agent/`
+    /// (InvalidArgument "invalid agent ID: ..." otherwise, as SPIRE).
+    fn agent_id_from_proto(&self, id: Option<&types::Spiffeid>) -> Result<SpiffeId, Status> {
+        let invalid =
+            |reason: String| Status::invalid_argument(format!("invalid agent ID: {reason}"));
+        let id = id.ok_or_else(|| invalid("request must specify SPIFFE ID".into()))?;
+        let id = id_from_proto(id).map_err(|e| invalid(e.to_string()))?;
+        let td = &self.ctx.trust_domain;
+        if !id.is_member_of(td) {
+            return Err(invalid(format!(
+                "\"{id}\" is not a member of trust domain \"{td}\""
+            )));
+        }
+        if !id.path().starts_with("/spire/agent/") {
+            return Err(invalid(format!(
+                "\"{id}\" is not an agent in trust domain \"{td}\"; path is not in the agent namespace"
+            )));
+        }
+        Ok(id)
+    }
+
     /// Consumes a join token (single use even under races) and returns the agent ID.
     async fn attest_join_token(&self, token: &str) -> Result<SpiffeId, Status> {
         match self

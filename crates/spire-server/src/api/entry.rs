@@ -16,8 +16,8 @@ use super::{ApiContext, store_status};
 use crate::authz::Authorized;
 use crate::datastore::DataStoreError;
 use crate::datastore::{
-    FederatesWithMatch, ListEntriesRequest, MatchBehavior, Pagination, RegistrationEntry, Selector,
-    SelectorMatch,
+    EntryMask, FederatesWithMatch, ListEntriesRequest, MatchBehavior, Pagination,
+    RegistrationEntry, Selector, SelectorMatch,
 };
 
 /// Most entries in one `ListEntries` page or one `SyncAuthorizedEntries` message.
@@ -345,20 +345,52 @@ impl EntryApi for EntryService {
 
     async fn batch_update_entry(
         &self,
-        _request: Request<pb::BatchUpdateEntryRequest>,
+        request: Request<pb::BatchUpdateEntryRequest>,
     ) -> Result<Response<pb::BatchUpdateEntryResponse>, Status> {
-        Err(Status::unimplemented(
-            "Entry.BatchUpdateEntry is not implemented yet in spire-rs",
-        ))
+        let request = request.into_inner();
+        let mut results = Vec::with_capacity(request.entries.len());
+        for entry in &request.entries {
+            let result = match self.update_entry(entry, request.input_mask.as_ref()).await {
+                Ok(updated) => pb::batch_update_entry_response::Result {
+                    status: Some(super::status::ok()),
+                    entry: Some(entry_to_proto(&updated)),
+                },
+                Err(status) => pb::batch_update_entry_response::Result {
+                    status: Some(status),
+                    entry: None,
+                },
+            };
+            results.push(result);
+        }
+        Ok(Response::new(pb::BatchUpdateEntryResponse { results }))
     }
 
     async fn batch_delete_entry(
         &self,
-        _request: Request<pb::BatchDeleteEntryRequest>,
+        request: Request<pb::BatchDeleteEntryRequest>,
     ) -> Result<Response<pb::BatchDeleteEntryResponse>, Status> {
-        Err(Status::unimplemented(
-            "Entry.BatchDeleteEntry is not implemented yet in spire-rs",
-        ))
+        let mut results = Vec::new();
+        for id in request.into_inner().ids {
+            let status = if id.is_empty() {
+                super::status::item(tonic::Code::InvalidArgument, "missing entry ID")
+            } else {
+                match self.ctx.store.delete_registration_entry(&id).await {
+                    Ok(_) => super::status::ok(),
+                    Err(DataStoreError::NotFound(_)) => {
+                        super::status::item(tonic::Code::NotFound, "entry not found")
+                    }
+                    Err(e) => super::status::item(
+                        tonic::Code::from_i32(e.grpc_code()),
+                        format!("failed to delete entry: {e}"),
+                    ),
+                }
+            };
+            results.push(pb::batch_delete_entry_response::Result {
+                status: Some(status),
+                id,
+            });
+        }
+        Ok(Response::new(pb::BatchDeleteEntryResponse { results }))
     }
 
     async fn get_authorized_entries(
@@ -455,7 +487,134 @@ impl EntryApi for EntryService {
     }
 }
 
+/// The stored entry's API form with the fields selected by `mask` (all when `None`)
+/// taken from `update`, so the result can be validated as a whole entry.
+fn merge_masked(
+    current: &types::Entry,
+    update: &types::Entry,
+    mask: Option<&types::EntryMask>,
+) -> types::Entry {
+    let all = types::EntryMask {
+        spiffe_id: true,
+        parent_id: true,
+        selectors: true,
+        x509_svid_ttl: true,
+        federates_with: true,
+        admin: true,
+        downstream: true,
+        expires_at: true,
+        dns_names: true,
+        store_svid: true,
+        jwt_svid_ttl: true,
+        hint: true,
+        additional_attributes: true,
+        ..Default::default()
+    };
+    let mask = mask.copied().unwrap_or(all);
+    let mut merged = current.clone();
+    macro_rules! take {
+        ($($field:ident),*) => {
+            $(if mask.$field {
+                merged.$field = update.$field.clone();
+            })*
+        };
+    }
+    take!(
+        spiffe_id,
+        parent_id,
+        selectors,
+        x509_svid_ttl,
+        federates_with,
+        admin,
+        downstream,
+        expires_at,
+        dns_names,
+        store_svid,
+        jwt_svid_ttl,
+        hint,
+        additional_attributes
+    );
+    merged
+}
+
+/// The datastore mask for an API input mask (`None` = every field).
+fn store_mask(mask: Option<&types::EntryMask>) -> EntryMask {
+    match mask {
+        None => EntryMask::ALL,
+        Some(m) => EntryMask {
+            spiffe_id: m.spiffe_id,
+            parent_id: m.parent_id,
+            selectors: m.selectors,
+            x509_svid_ttl: m.x509_svid_ttl,
+            jwt_svid_ttl: m.jwt_svid_ttl,
+            federates_with: m.federates_with,
+            admin: m.admin,
+            downstream: m.downstream,
+            expires_at: m.expires_at,
+            dns_names: m.dns_names,
+            store_svid: m.store_svid,
+            hint: m.hint,
+            additional_attributes: m.additional_attributes,
+        },
+    }
+}
+
 impl EntryService {
+    /// One item of `BatchUpdateEntry`: the fields in `mask` are validated as on create
+    /// (merged over the stored entry) and written; the revision number goes up by one.
+    async fn update_entry(
+        &self,
+        entry: &types::Entry,
+        mask: Option<&types::EntryMask>,
+    ) -> Result<RegistrationEntry, types::Status> {
+        let invalid = |message: String| {
+            super::status::item(
+                tonic::Code::InvalidArgument,
+                format!("failed to convert entry: {message}"),
+            )
+        };
+        if entry.id.is_empty() {
+            return Err(invalid("missing entry ID".into()));
+        }
+        let failed = |e: DataStoreError| {
+            super::status::item(
+                tonic::Code::from_i32(e.grpc_code()),
+                format!("failed to update entry: {e}"),
+            )
+        };
+        let current = match self.ctx.store.fetch_registration_entry(&entry.id).await {
+            Ok(Some(current)) => current,
+            Ok(None) => {
+                return Err(failed(DataStoreError::NotFound(format!(
+                    "datastore-sql: entry {:?} not found",
+                    entry.id
+                ))));
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        let merged = merge_masked(&entry_to_proto(&current), entry, mask);
+        let converted = entry_from_proto(&merged, &self.ctx.trust_domain).map_err(invalid)?;
+        let mask = store_mask(mask);
+        if mask.federates_with {
+            for td in &converted.federates_with {
+                match self.ctx.store.fetch_bundle(td).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(failed(DataStoreError::InvalidArgument(format!(
+                            "unable to find federated bundle \"{td}\""
+                        ))));
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+        }
+        self.ctx
+            .store
+            .update_registration_entry(&converted, Some(&mask))
+            .await
+            .map_err(failed)
+    }
+
     async fn create_entry(
         &self,
         entry: &RegistrationEntry,

@@ -6,17 +6,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spiffe_core::SpiffeId;
-use spire_common::convert::id_to_proto;
+use std::time::SystemTime;
+
+use spiffe_core::{JwtSvid, SpiffeId};
+use spire_common::convert::{id_from_proto, id_to_proto};
 use spire_proto::spire::api::server::svid::v1 as pb;
 use spire_proto::spire::api::server::svid::v1::svid_server::Svid as SvidApi;
-use spire_proto::spire::api::types::X509svid;
+use spire_proto::spire::api::types::{Jwtsvid, Spiffeid, X509svid};
 use tonic::{Code, Request, Response, Status};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::entry::agent_id;
 use super::status::{item, ok};
 use super::{ApiContext, store_status};
+use crate::ca::CaError;
+use crate::datastore::RegistrationEntry;
 
 /// The SVID service.
 #[derive(Clone)]
@@ -46,9 +50,13 @@ impl SvidApi for SvidService {
 
     async fn mint_jwtsvid(
         &self,
-        _request: Request<pb::MintJwtsvidRequest>,
+        request: Request<pb::MintJwtsvidRequest>,
     ) -> Result<Response<pb::MintJwtsvidResponse>, Status> {
-        Err(unimplemented("MintJWTSVID"))
+        let request = request.into_inner();
+        let id = self.workload_id(request.id.as_ref())?;
+        let ttl = u64::try_from(request.ttl).unwrap_or(0);
+        let svid = self.mint_jwt(&id, &request.audience, ttl, false, String::new())?;
+        Ok(Response::new(pb::MintJwtsvidResponse { svid: Some(svid) }))
     }
 
     async fn mint_witsvid(
@@ -63,21 +71,7 @@ impl SvidApi for SvidService {
         request: Request<pb::BatchNewX509svidRequest>,
     ) -> Result<Response<pb::BatchNewX509svidResponse>, Status> {
         let agent = agent_id(&request)?;
-        let selectors = self
-            .ctx
-            .store
-            .get_node_selectors(agent.as_str())
-            .await
-            .map_err(store_status)?;
-        let authorized: HashMap<String, _> = self
-            .ctx
-            .store
-            .list_authorized_entries(agent.as_str(), &selectors)
-            .await
-            .map_err(store_status)?
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect();
+        let authorized = self.authorized_entries(&agent).await?;
         let mut results = Vec::new();
         for params in request.into_inner().params {
             let result = match authorized.get(&params.entry_id) {
@@ -103,9 +97,28 @@ impl SvidApi for SvidService {
 
     async fn new_jwtsvid(
         &self,
-        _request: Request<pb::NewJwtsvidRequest>,
+        request: Request<pb::NewJwtsvidRequest>,
     ) -> Result<Response<pb::NewJwtsvidResponse>, Status> {
-        Err(unimplemented("NewJWTSVID"))
+        let agent = agent_id(&request)?;
+        let request = request.into_inner();
+        if request.entry_id.is_empty() {
+            return Err(Status::invalid_argument("entry ID is required"));
+        }
+        let authorized = self.authorized_entries(&agent).await?;
+        let entry = authorized
+            .get(&request.entry_id)
+            .ok_or_else(|| Status::not_found("entry not found or not authorized"))?;
+        let id = SpiffeId::parse(&entry.spiffe_id)
+            .map_err(|e| Status::internal(format!("stored entry has an invalid SPIFFE ID: {e}")))?;
+        let ttl = u64::try_from(entry.jwt_svid_ttl).unwrap_or(0);
+        let svid = self.mint_jwt(
+            &id,
+            &request.audience,
+            ttl,
+            entry.jwt_svid_include_jti,
+            entry.hint.clone(),
+        )?;
+        Ok(Response::new(pb::NewJwtsvidResponse { svid: Some(svid) }))
     }
 
     async fn batch_new_witsvid(
@@ -124,6 +137,99 @@ impl SvidApi for SvidService {
 }
 
 impl SvidService {
+    /// The registration entries authorized for `agent` (through its node selectors),
+    /// by entry ID.
+    async fn authorized_entries(
+        &self,
+        agent: &SpiffeId,
+    ) -> Result<HashMap<String, RegistrationEntry>, Status> {
+        let selectors = self
+            .ctx
+            .store
+            .get_node_selectors(agent.as_str())
+            .await
+            .map_err(store_status)?;
+        Ok(self
+            .ctx
+            .store
+            .list_authorized_entries(agent.as_str(), &selectors)
+            .await
+            .map_err(store_status)?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect())
+    }
+
+    /// SPIRE's `api.TrustDomainWorkloadIDFromProto`: a workload ID of this trust domain.
+    fn workload_id(&self, id: Option<&Spiffeid>) -> Result<SpiffeId, Status> {
+        let id = id.ok_or_else(|| {
+            Status::invalid_argument("invalid SPIFFE ID: request must specify SPIFFE ID")
+        })?;
+        let id = id_from_proto(id)
+            .map_err(|e| Status::invalid_argument(format!("invalid SPIFFE ID: {e}")))?;
+        if !id.is_member_of(&self.ctx.trust_domain) {
+            return Err(Status::invalid_argument(format!(
+                "invalid SPIFFE ID: {:?} is not a member of trust domain {:?}",
+                id.as_str(),
+                self.ctx.trust_domain.name()
+            )));
+        }
+        if id.path().is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "invalid SPIFFE ID: invalid path: {:?} is not a workload in trust domain {:?}",
+                id.as_str(),
+                self.ctx.trust_domain.name()
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Signs a JWT-SVID as SPIRE's `mintJWTSVID`: at least one audience, `ttl` seconds
+    /// (0 = the server default).
+    fn mint_jwt(
+        &self,
+        id: &SpiffeId,
+        audience: &[String],
+        ttl: u64,
+        include_jti: bool,
+        hint: String,
+    ) -> Result<Jwtsvid, Status> {
+        if audience.is_empty() {
+            return Err(Status::invalid_argument(
+                "at least one audience is required",
+            ));
+        }
+        let ttl = (ttl > 0).then(|| Duration::from_secs(ttl));
+        let token = self
+            .ctx
+            .ca
+            .sign_jwt_svid_with_options(id, audience, ttl, include_jti)
+            .map_err(|e| match e {
+                CaError::EmptyAudience => {
+                    Status::invalid_argument("at least one audience is required")
+                }
+                CaError::InvalidSpiffeId { .. } => {
+                    Status::invalid_argument(format!("invalid SPIFFE ID: {e}"))
+                }
+                other => Status::internal(format!("failed to sign JWT-SVID: {other}")),
+            })?;
+        let parsed = JwtSvid::parse_insecure(&token, &[], SystemTime::now())
+            .map_err(|e| Status::internal(format!("failed to get JWT-SVID expiry: {e}")))?;
+        let issued_at = parsed
+            .claims()
+            .get("iat")
+            .and_then(serde_json::Value::as_f64)
+            .map_or(0, |iat| iat as i64);
+        tracing::debug!(spiffe_id = %id, expires_at = parsed.expiry_unix(), "Signed JWT-SVID");
+        Ok(Jwtsvid {
+            token,
+            id: Some(id_to_proto(id)),
+            expires_at: parsed.expiry_unix(),
+            issued_at,
+            hint,
+        })
+    }
+
     fn sign(
         &self,
         entry: &crate::datastore::RegistrationEntry,

@@ -960,6 +960,19 @@ impl ServerCa {
         audience: &[String],
         ttl: Option<Duration>,
     ) -> Result<String, CaError> {
+        self.sign_jwt_svid_with_options(spiffe_id, audience, ttl, false)
+    }
+
+    /// [`sign_jwt_svid`](Self::sign_jwt_svid), adding a random `jti` claim (the
+    /// base64url encoding of a UUIDv4) when `include_jti` is set (entry attribute
+    /// `jwt_svid_include_jti`).
+    pub fn sign_jwt_svid_with_options(
+        &self,
+        spiffe_id: &SpiffeId,
+        audience: &[String],
+        ttl: Option<Duration>,
+        include_jti: bool,
+    ) -> Result<String, CaError> {
         if self.config.disable_jwt_svids {
             return Err(CaError::JwtDisabled);
         }
@@ -986,6 +999,14 @@ impl ServerCa {
                 "iss".to_owned(),
                 serde_json::Value::String(issuer.to_owned()),
             );
+        }
+        if include_jti {
+            use base64::Engine as _;
+            let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(uuid::Uuid::new_v4().as_bytes());
+            claims
+                .extra
+                .insert("jti".to_owned(), serde_json::Value::String(jti));
         }
         let token =
             spiffe_core::jwt::sign(key.key.jwt_signing_key(), &key.kid, &claims).map_err(|e| {

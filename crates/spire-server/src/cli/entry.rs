@@ -1,4 +1,4 @@
-//! `spire-server entry create|show` (server.md §2.4).
+//! `spire-server entry create|update|delete|show|count` (server.md §2.4).
 
 use std::fmt::Write as _;
 
@@ -6,7 +6,8 @@ use spiffe_core::SpiffeId;
 use spire_common::selector::Selector as CliSelector;
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::entry::v1::{
-    BatchCreateEntryRequest, GetEntryRequest, ListEntriesRequest, list_entries_request,
+    BatchCreateEntryRequest, BatchDeleteEntryRequest, BatchUpdateEntryRequest, CountEntriesRequest,
+    GetEntryRequest, ListEntriesRequest, count_entries_request, list_entries_request,
 };
 use spire_proto::spire::api::types::{
     Entry, FederatesWithMatch, Selector, SelectorMatch, entry::AdditionalAttributes, selector_match,
@@ -22,15 +23,24 @@ const PAGE_SIZE: i32 = 500;
 pub(crate) enum EntryCommand {
     /// Creates registration entries.
     Create(CreateArgs),
+    /// Updates registration entries.
+    Update(UpdateArgs),
+    /// Deletes registration entries.
+    Delete(DeleteArgs),
     /// Displays configured registration entries.
     Show(ShowArgs),
+    /// Counts registration entries.
+    Count(CountArgs),
 }
 
 impl EntryCommand {
     pub(crate) async fn run(self) -> Result<(), CliError> {
         match self {
             EntryCommand::Create(args) => create(args).await,
+            EntryCommand::Update(args) => update(args).await,
+            EntryCommand::Delete(args) => delete(args).await,
             EntryCommand::Show(args) => show(args).await,
+            EntryCommand::Count(args) => count(args).await,
         }
     }
 }
@@ -41,7 +51,27 @@ pub(crate) struct CreateArgs {
     socket: SocketArgs,
     #[command(flatten)]
     output: OutputArgs,
-    /// A custom ID for this registration entry (optional).
+    /// If set, this entry will be applied to matching nodes rather than workloads.
+    #[arg(long = "node")]
+    node: bool,
+    #[command(flatten)]
+    fields: EntryFields,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpdateArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    fields: EntryFields,
+}
+
+/// The entry flags `entry create` and `entry update` share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EntryFields {
+    /// The registration entry ID (required by update; optional for create).
     #[arg(long = "entryID", default_value = "")]
     entry_id: String,
     /// The SPIFFE ID of this record's parent.
@@ -65,9 +95,6 @@ pub(crate) struct CreateArgs {
     /// The lifetime, in seconds, for JWT-SVIDs issued based on this entry.
     #[arg(long = "jwtSVIDTTL", default_value_t = 0)]
     jwt_svid_ttl: i32,
-    /// If set, this entry will be applied to matching nodes rather than workloads.
-    #[arg(long = "node")]
-    node: bool,
     /// If set, the SPIFFE ID in this entry will be granted access to the server APIs.
     #[arg(long = "admin")]
     admin: bool,
@@ -94,11 +121,11 @@ pub(crate) struct CreateArgs {
     data: String,
 }
 
-fn parse_id(flag: &str, value: &str) -> Result<SpiffeId, CliError> {
+pub(crate) fn parse_id(flag: &str, value: &str) -> Result<SpiffeId, CliError> {
     SpiffeId::parse(value).map_err(|e| CliError(format!("invalid {flag} {value:?}: {e}")))
 }
 
-fn parse_selectors(values: &[String]) -> Result<Vec<Selector>, CliError> {
+pub(crate) fn parse_selectors(values: &[String]) -> Result<Vec<Selector>, CliError> {
     values
         .iter()
         .map(|s| {
@@ -122,21 +149,29 @@ fn trust_domain_names(values: &[String]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
-impl CreateArgs {
-    /// Validates the flags as SPIRE's `entry create` does and builds the entry.
-    fn entry(&self) -> Result<Entry, CliError> {
+impl EntryFields {
+    /// Validates the flags as SPIRE's `entry create` / `entry update` do and builds the
+    /// entry.
+    fn entry(&self, mode: EntryMode) -> Result<Entry, CliError> {
+        let node = mode == EntryMode::CreateNode;
         if !self.data.is_empty() {
             return Err(CliError(
                 "-data is not implemented yet in spire-rs; pass the entry with flags".into(),
             ));
         }
+        if mode == EntryMode::Update && self.entry_id.is_empty() {
+            return Err(CliError("entry ID is required".into()));
+        }
         if self.selectors.is_empty() {
             return Err(CliError("at least one selector is required".into()));
         }
-        if self.node && !self.federates_with.is_empty() {
+        if node && !self.federates_with.is_empty() {
             return Err(CliError("node entries can not federate".into()));
         }
-        if self.parent_id.is_empty() && !self.node {
+        if self.parent_id.is_empty() && mode == EntryMode::Update {
+            return Err(CliError("a parent ID is required".into()));
+        }
+        if self.parent_id.is_empty() && !node {
             return Err(CliError(
                 "a parent ID is required if the node flag is not set".into(),
             ));
@@ -151,7 +186,7 @@ impl CreateArgs {
             return Err(CliError("a positive JWT-SVID TTL is required".into()));
         }
         let spiffe_id = parse_id("spiffeID", &self.spiffe_id)?;
-        let parent_id = if self.node {
+        let parent_id = if node {
             SpiffeId::new(&spiffe_id.trust_domain(), "/spire/server")
                 .map_err(|e| CliError(e.to_string()))?
         } else {
@@ -183,9 +218,25 @@ impl CreateArgs {
     }
 }
 
+/// What the entry flags are validated for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryMode {
+    /// `entry create` of a workload entry.
+    Create,
+    /// `entry create -node`: the parent is the server.
+    CreateNode,
+    /// `entry update`: the whole entry is replaced, so its ID is required.
+    Update,
+}
+
 async fn create(args: CreateArgs) -> Result<(), CliError> {
     args.output.require_pretty()?;
-    let entry = args.entry()?;
+    let mode = if args.node {
+        EntryMode::CreateNode
+    } else {
+        EntryMode::Create
+    };
+    let entry = args.fields.entry(mode)?;
     let mut client = EntryClient::new(args.socket.channel()?);
     let response = client
         .batch_create_entry(BatchCreateEntryRequest {
@@ -215,6 +266,161 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+async fn update(args: UpdateArgs) -> Result<(), CliError> {
+    args.output.require_pretty()?;
+    let entry = args.fields.entry(EntryMode::Update)?;
+    let mut client = EntryClient::new(args.socket.channel()?);
+    let response = client
+        .batch_update_entry(BatchUpdateEntryRequest {
+            entries: vec![entry.clone()],
+            input_mask: None,
+            output_mask: None,
+        })
+        .await?
+        .into_inner();
+    let mut failed = false;
+    for result in response.results {
+        let status = result.status.unwrap_or_default();
+        if status.code == 0 {
+            print!("{}", format_entry(&result.entry.unwrap_or_default()));
+        } else {
+            failed = true;
+            eprintln!(
+                "Failed to update the following entry (code: {:?}, msg: {:?}):",
+                tonic::Code::from_i32(status.code),
+                status.message
+            );
+            eprint!("{}", format_entry(&entry));
+        }
+    }
+    if failed {
+        return Err(CliError("failed to update one or more entries".into()));
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The Registration Entry ID of the record to delete.
+    #[arg(long = "entryID", default_value = "")]
+    entry_id: String,
+    /// Path to a file containing a JSON structure for batch deletion (optional); `-` reads stdin.
+    #[arg(long = "file", default_value = "")]
+    file: String,
+}
+
+/// The `{"ids": [...]}` document of `entry delete -file`.
+#[derive(Debug, serde::Deserialize)]
+struct DeleteFile {
+    #[serde(default)]
+    ids: Vec<String>,
+}
+
+pub(crate) fn read_input(path: &str) -> Result<Vec<u8>, CliError> {
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError(format!("failed to read stdin: {e}")))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| CliError(format!("failed to read file {path:?}: {e}")))
+}
+
+async fn delete(args: DeleteArgs) -> Result<(), CliError> {
+    args.output.require_pretty()?;
+    let ids = match (args.entry_id.is_empty(), args.file.is_empty()) {
+        (true, true) => return Err(CliError("an entry ID or file is required".into())),
+        (false, false) => {
+            return Err(CliError(
+                "the -entryID and -file flags are mutually exclusive".into(),
+            ));
+        }
+        (false, true) => vec![args.entry_id.clone()],
+        (true, false) => {
+            let doc: DeleteFile = serde_json::from_slice(&read_input(&args.file)?)
+                .map_err(|e| CliError(format!("failed to parse JSON: {e}")))?;
+            doc.ids
+        }
+    };
+    let mut client = EntryClient::new(args.socket.channel()?);
+    let response = client
+        .batch_delete_entry(BatchDeleteEntryRequest { ids })
+        .await?
+        .into_inner();
+    let mut failures = Vec::new();
+    let mut deleted = 0usize;
+    for result in &response.results {
+        let status = result.status.clone().unwrap_or_default();
+        if status.code == 0 {
+            deleted += 1;
+            println!("Deleted entry with ID: {}", result.id);
+        } else {
+            failures.push((result.id.clone(), status));
+        }
+    }
+    if args.file.is_empty() {
+        // One entry: its failure is the command's error, as SPIRE's.
+        return match failures.first() {
+            Some((_, status)) => Err(CliError(format!(
+                "failed to delete entry: {}",
+                status.message
+            ))),
+            None => Ok(()),
+        };
+    }
+    for (id, status) in &failures {
+        eprintln!(
+            "Failed to delete entry with ID {id} (code: {:?}, msg: {:?})",
+            tonic::Code::from_i32(status.code),
+            status.message
+        );
+    }
+    let noun = |n: usize| if n == 1 { "entry" } else { "entries" };
+    if failures.is_empty() {
+        println!("Deleted {deleted} {} successfully", noun(deleted));
+        Ok(())
+    } else {
+        println!(
+            "Deleted {deleted} {} successfully, but failed to delete {} {}",
+            noun(deleted),
+            failures.len(),
+            noun(failures.len())
+        );
+        Err(CliError("failed to delete one or more entries".into()))
+    }
+}
+
+async fn count(args: CountArgs) -> Result<(), CliError> {
+    args.output.require_pretty()?;
+    let mut client = EntryClient::new(args.socket.channel()?);
+    let count = client
+        .count_entries(CountEntriesRequest {
+            filter: Some(count_filter(args.filter.filter()?)),
+        })
+        .await?
+        .into_inner()
+        .count;
+    let noun = if count == 1 { "entry" } else { "entries" };
+    println!("{count} registration {noun}");
+    Ok(())
+}
+
+/// The same filter in `CountEntries` form.
+fn count_filter(f: list_entries_request::Filter) -> count_entries_request::Filter {
+    count_entries_request::Filter {
+        by_spiffe_id: f.by_spiffe_id,
+        by_parent_id: f.by_parent_id,
+        by_selectors: f.by_selectors,
+        by_federates_with: f.by_federates_with,
+        by_hint: f.by_hint,
+        by_downstream: f.by_downstream,
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct ShowArgs {
     #[command(flatten)]
@@ -224,6 +430,23 @@ pub(crate) struct ShowArgs {
     /// The Entry ID of the records to show.
     #[arg(long = "entryID", default_value = "")]
     entry_id: String,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CountArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// The entry filters `entry show` and `entry count` share.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FilterArgs {
     /// The Parent ID of the records to show.
     #[arg(long = "parentID", default_value = "")]
     parent_id: String,
@@ -250,7 +473,41 @@ pub(crate) struct ShowArgs {
     downstream: bool,
 }
 
-fn match_mode(flag: &str, value: &str) -> Result<i32, CliError> {
+impl FilterArgs {
+    /// The `ListEntries` filter; as SPIRE's CLI, `by_downstream` is always sent
+    /// (server.md §2.4).
+    fn filter(&self) -> Result<list_entries_request::Filter, CliError> {
+        let mut filter = list_entries_request::Filter {
+            by_downstream: Some(self.downstream),
+            ..Default::default()
+        };
+        if !self.spiffe_id.is_empty() {
+            filter.by_spiffe_id = Some(id_to_proto(&parse_id("spiffeID", &self.spiffe_id)?));
+        }
+        if !self.parent_id.is_empty() {
+            filter.by_parent_id = Some(id_to_proto(&parse_id("parentID", &self.parent_id)?));
+        }
+        if !self.selectors.is_empty() {
+            filter.by_selectors = Some(SelectorMatch {
+                selectors: parse_selectors(&self.selectors)?,
+                r#match: match_mode("matchSelectorsOn", &self.match_selectors_on)?,
+            });
+        }
+        if !self.federates_with.is_empty() {
+            filter.by_federates_with = Some(FederatesWithMatch {
+                trust_domains: trust_domain_names(&self.federates_with)?,
+                // FederatesWithMatch uses the same values as SelectorMatch.
+                r#match: match_mode("matchFederatesWithOn", &self.match_federates_with_on)?,
+            });
+        }
+        if !self.hint.is_empty() {
+            filter.by_hint = Some(self.hint.clone());
+        }
+        Ok(filter)
+    }
+}
+
+pub(crate) fn match_mode(flag: &str, value: &str) -> Result<i32, CliError> {
     Ok(match value {
         "exact" => selector_match::MatchBehavior::MatchExact as i32,
         "subset" => selector_match::MatchBehavior::MatchSubset as i32,
@@ -278,33 +535,7 @@ async fn show(args: ShowArgs) -> Result<(), CliError> {
             .into_inner();
         entries.push(entry);
     } else {
-        let mut filter = list_entries_request::Filter {
-            // As SPIRE's CLI, the downstream filter is always sent (server.md §2.4).
-            by_downstream: Some(args.downstream),
-            ..Default::default()
-        };
-        if !args.spiffe_id.is_empty() {
-            filter.by_spiffe_id = Some(id_to_proto(&parse_id("spiffeID", &args.spiffe_id)?));
-        }
-        if !args.parent_id.is_empty() {
-            filter.by_parent_id = Some(id_to_proto(&parse_id("parentID", &args.parent_id)?));
-        }
-        if !args.selectors.is_empty() {
-            filter.by_selectors = Some(SelectorMatch {
-                selectors: parse_selectors(&args.selectors)?,
-                r#match: match_mode("matchSelectorsOn", &args.match_selectors_on)?,
-            });
-        }
-        if !args.federates_with.is_empty() {
-            filter.by_federates_with = Some(FederatesWithMatch {
-                trust_domains: trust_domain_names(&args.federates_with)?,
-                // FederatesWithMatch uses the same values as SelectorMatch.
-                r#match: match_mode("matchFederatesWithOn", &args.match_federates_with_on)?,
-            });
-        }
-        if !args.hint.is_empty() {
-            filter.by_hint = Some(args.hint.clone());
-        }
+        let filter = args.filter.filter()?;
         let mut page_token = String::new();
         loop {
             let page = client
@@ -431,7 +662,7 @@ pub(crate) fn format_entry(entry: &Entry) -> String {
 }
 
 /// Go's `time.Time.String()` of a UTC time: `2006-01-02 15:04:05 +0000 UTC`.
-fn format_expiry(unix: i64) -> String {
+pub(crate) fn format_expiry(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {

@@ -2,6 +2,8 @@
 //! talking to the server over its admin Unix socket. Errors print as `Error: <message>`
 //! on stderr with exit status 1, as SPIRE's CLI does.
 
+mod agent;
+mod bundle;
 mod entry;
 mod healthcheck;
 mod token;
@@ -37,6 +39,16 @@ enum Command {
     Entry {
         #[command(subcommand)]
         command: entry::EntryCommand,
+    },
+    /// Manages attested agents.
+    Agent {
+        #[command(subcommand)]
+        command: agent::AgentCommand,
+    },
+    /// Manages trust bundles.
+    Bundle {
+        #[command(subcommand)]
+        command: bundle::BundleCommand,
     },
 }
 
@@ -92,6 +104,8 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Token { command } => command.run().await,
             Command::Entry { command } => command.run().await,
+            Command::Agent { command } => command.run().await,
+            Command::Bundle { command } => command.run().await,
         }
     })
 }
