@@ -9,6 +9,7 @@
 //! - [`logging`]: SPIRE's text and JSON log lines over `tracing`, with a run-time level.
 //! - [`selector`]: `type:value` selectors and selector sets.
 //! - [`key_type`]: the key type names of the configuration (`ec-p256`, ...).
+//! - [`protojson`]: `-output json`, protobuf messages printed as SPIRE prints them.
 
 pub mod cli;
 pub mod convert;
@@ -19,6 +20,7 @@ pub mod hcl;
 pub mod key_type;
 pub mod keymanager;
 pub mod logging;
+pub mod protojson;
 pub mod sections;
 pub mod selector;
 pub mod signals;

@@ -177,6 +177,49 @@ async fn jwt_svids_end_to_end() -> TestResult {
         "{text}"
     );
 
+    // `-output json`: SPIRE's protojson (proto field names, defaults emitted).
+    let out = qs.agent_cli(
+        &socket,
+        &[
+            "api",
+            "fetch",
+            "jwt",
+            "-audience",
+            "aud-a",
+            "-output",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "api fetch jwt json: {}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    assert_eq!(json[0]["svids"][0]["spiffe_id"], WORKLOAD_ID, "{json}");
+    assert_eq!(json[0]["svids"][0]["hint"], "jwt-hint", "{json}");
+    assert!(json[0]["svids"][0]["svid"].is_string(), "{json}");
+    assert!(
+        json[1]["bundles"]["spiffe://example.org"].is_string(),
+        "{json}"
+    );
+    let out = qs.agent_cli(&socket, &["api", "fetch", "x509", "-output", "json"]);
+    assert!(
+        out.status.success(),
+        "api fetch x509 json: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(json["svids"][0]["spiffe_id"], WORKLOAD_ID, "{json}");
+    let der = json["svids"][0]["x509_svid"].as_str().unwrap_or_default();
+    assert!(
+        !der.is_empty()
+            && der
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')),
+        "{json}"
+    );
+    assert_eq!(json["crl"], serde_json::json!([]), "{json}");
+    assert_eq!(json["federated_bundles"], serde_json::json!({}), "{json}");
+
     let out = qs.agent_cli(&socket, &["api", "fetch", "jwt"]);
     assert!(!out.status.success());
     assert!(

@@ -6,14 +6,18 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spiffe_core::{BundleSet, X509Svid};
 use spire_common::grpc_tls::tls_incoming;
+use spire_common::logging::LogGuard;
 use spire_common::tls::{SvidResolver, TrustStore, server_config};
 use spire_proto::spire::api::server::agent::v1::agent_server::AgentServer;
 use spire_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
+use spire_proto::spire::api::server::debug::v1::debug_server::DebugServer;
 use spire_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+use spire_proto::spire::api::server::localauthority::v1::local_authority_server::LocalAuthorityServer;
+use spire_proto::spire::api::server::logger::v1::logger_server::LoggerServer;
 use spire_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use spire_proto::spirers::server::notify::v1::notify_server::NotifyServer;
 use tokio::net::TcpListener;
@@ -25,8 +29,11 @@ use crate::api::ApiContext;
 use crate::api::agent::AgentService;
 use crate::api::authz_layer::AuthzLayer;
 use crate::api::bundle::BundleService;
+use crate::api::debug::{DebugService, ServerSvidChain};
 use crate::api::entry::EntryService;
 use crate::api::facts::StoreFacts;
+use crate::api::localauthority::LocalAuthorityService;
+use crate::api::logger::LoggerService;
 use crate::api::notify::NotifyHub;
 use crate::api::svid::SvidService;
 use crate::ca::{CaConfig, ServerCa, SystemClock};
@@ -63,7 +70,7 @@ pub enum ServerError {
 /// Runs `spire-server run` with its flags until a termination signal.
 pub async fn run_command(flags: ServerFlags) -> Result<(), CliError> {
     let config = ServerConfig::load_with_flags(&flags).map_err(|e| CliError(e.to_string()))?;
-    let (dispatch, _log) = spire_common::logging::build(
+    let (dispatch, log) = spire_common::logging::build(
         config.log_level.as_str(),
         &config.log_format.to_string(),
         config.log_file.as_deref(),
@@ -74,9 +81,19 @@ pub async fn run_command(flags: ServerFlags) -> Result<(), CliError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    run(config, spire_common::signals::shutdown())
+    run_with_logger(config, Some(log), spire_common::signals::shutdown())
         .await
         .map_err(|e| CliError(e.to_string()))
+}
+
+/// Checks a loaded configuration as `spire-server validate` does: the datastore is
+/// configured and every plugin is known and accepts its configuration. Nothing is
+/// started and no key is generated.
+pub fn validate(config: &ServerConfig) -> Result<(), ServerError> {
+    config.sql_datastore()?.ok_or_else(|| {
+        ServerError::Plugin("a DataStore \"sql\" plugin must be configured".into())
+    })?;
+    load_plugins(config).map(|_| ())
 }
 
 /// The plugins the quickstart needs, resolved from the configuration by SPIRE name.
@@ -162,42 +179,13 @@ fn ca_config(config: &ServerConfig) -> CaConfig {
     ca
 }
 
-/// The CA's current authorities as a datastore bundle.
-fn ca_bundle(ca: &ServerCa) -> datastore::Bundle {
-    datastore::Bundle {
-        trust_domain: ca.trust_domain().name().to_owned(),
-        x509_authorities: ca
-            .x509_authorities()
-            .into_iter()
-            .map(|cert| datastore::X509Authority {
-                asn1: cert.as_ref().to_vec(),
-                tainted: false,
-            })
-            .collect(),
-        jwt_authorities: ca
-            .jwt_authorities()
-            .into_iter()
-            .map(|key| datastore::JwtKey {
-                public_key: key.public_key_der,
-                key_id: key.kid,
-                expires_at: key
-                    .expires_at
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64),
-                tainted: false,
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
 /// Publishes the CA's authorities into the own bundle and refreshes the trust store.
 async fn publish_bundle(
     store: &SqlStore,
     ca: &ServerCa,
     trust: &TrustStore,
 ) -> Result<(), ServerError> {
-    let stored = store.append_bundle(&ca_bundle(ca)).await?;
+    let stored = crate::ca::publish::append(store, ca).await?;
     let api = crate::api::bundle::bundle_to_proto(&stored);
     match spire_common::convert::bundle_from_proto(&api) {
         Ok(bundle) => trust.set_bundle(bundle),
@@ -224,11 +212,23 @@ fn needs_renewal(svid: &X509Svid, now: SystemTime) -> bool {
     now >= start + (end - start) / 2
 }
 
-/// Runs the server until `shutdown` resolves.
+/// Runs the server until `shutdown` resolves. The Logger API tracks levels but does not
+/// change the process's logging (see [`run_with_logger`]).
 pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    run_with_logger(config, None, shutdown).await
+}
+
+/// Runs the server until `shutdown` resolves; the Logger API changes the level of `log`,
+/// the logger installed for this run.
+pub async fn run_with_logger(
+    config: ServerConfig,
+    log: Option<LogGuard>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let started = Instant::now();
     spire_common::umask::restrict();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ServerError::Listen(format!("cannot create data_dir: {e}")))?;
@@ -253,15 +253,28 @@ pub async fn run(
         plugins.upstream,
         Arc::new(SystemClock),
     )?);
+    match crate::ca::journal::load(&store, &ca).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!("No CA journal matches the KeyManager's keys; minting a new CA")
+        }
+        Err(e) => tracing::warn!(error = %e, "Unable to load the CA journal"),
+    }
     ca.rotate()?;
 
     let trust = Arc::new(TrustStore::new(BundleSet::new()));
     publish_bundle(&store, &ca, &trust).await?;
+    if let Err(e) = crate::ca::journal::save(&store, &ca).await {
+        tracing::error!(error = %e, "Unable to write the CA journal");
+    }
+    let ca_changed = Arc::new(tokio::sync::Notify::new());
     let server_svid = Arc::new(SvidResolver::new());
     let mut current_svid = ca.new_server_x509_svid()?;
     server_svid
         .set_svid(&current_svid)
         .map_err(|e| ServerError::Listen(format!("server SVID unusable for TLS: {e}")))?;
+    let svid_chain: ServerSvidChain =
+        Arc::new(std::sync::RwLock::new(current_svid.cert_chain().to_vec()));
 
     let hub = NotifyHub::new();
     let ctx = Arc::new(ApiContext {
@@ -317,6 +330,10 @@ pub async fn run(
         .add_service(BundleServer::new(BundleService::new(ctx.clone())))
         .add_service(EntryServer::new(EntryService::new(ctx.clone())))
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(LocalAuthorityServer::new(LocalAuthorityService::new(
+            ctx.clone(),
+            ca_changed.clone(),
+        )))
         .add_service(NotifyServer::new(hub.clone()))
         .serve_with_incoming_shutdown(
             tls_incoming(tcp, Arc::new(tls)),
@@ -340,7 +357,17 @@ pub async fn run(
         .add_service(BundleServer::new(BundleService::new(ctx.clone())))
         .add_service(EntryServer::new(EntryService::new(ctx.clone())))
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(LocalAuthorityServer::new(LocalAuthorityService::new(
+            ctx.clone(),
+            ca_changed.clone(),
+        )))
         .add_service(health_service)
+        .add_service(LoggerServer::new(LoggerService::new(log, config.log_level)))
+        .add_service(DebugServer::new(DebugService::new(
+            ctx.clone(),
+            started,
+            svid_chain.clone(),
+        )))
         .serve_with_incoming_shutdown(UnixListenerStream::new(uds), stop.clone().cancelled_owned());
 
     tracing::info!(
@@ -359,11 +386,19 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            () = ca_changed.notified() => {
+                if let Err(e) = publish_bundle(&store, &ca, &trust).await {
+                    tracing::error!(error = %e, "Failed to publish the bundle");
+                }
+            }
             _ = ticker.tick() => {
                 match ca.rotate() {
-                    Ok(report) if report.bundle_changed() => {
+                    Ok(report) if report.bundle_changed() || !report.events.is_empty() => {
                         if let Err(e) = publish_bundle(&store, &ca, &trust).await {
                             tracing::error!(error = %e, "Failed to publish the bundle");
+                        }
+                        if let Err(e) = crate::ca::journal::save(&store, &ca).await {
+                            tracing::error!(error = %e, "Unable to write the CA journal");
                         }
                     }
                     Ok(_) => {}
@@ -376,6 +411,10 @@ pub async fn run(
                                 tracing::error!(error = %e, "New server SVID unusable for TLS");
                             } else {
                                 current_svid = svid;
+                                *svid_chain
+                                    .write()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    current_svid.cert_chain().to_vec();
                                 tracing::debug!("Rotated the server X509-SVID");
                             }
                         }

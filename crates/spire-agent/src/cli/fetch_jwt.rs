@@ -67,12 +67,7 @@ pub(crate) async fn run(args: FetchJwtArgs) -> Result<(), CliError> {
     if audience.is_empty() {
         return Err(CliError("audience must be specified".into()));
     }
-    if args.output != "pretty" {
-        return Err(CliError(format!(
-            "-output {} is not implemented yet in spire-rs; use -output pretty",
-            args.output
-        )));
-    }
+    let json = super::wants_json(&args.output)?;
     let mut client = workload_client(&args.socket_path)?;
     let timeout = args.timeout;
     let (svids, bundles) = tokio::time::timeout(timeout, async {
@@ -98,6 +93,14 @@ pub(crate) async fn run(args: FetchJwtArgs) -> Result<(), CliError> {
     })
     .await
     .map_err(|_| deadline_exceeded())??;
+    if json {
+        // SPIRE prints both messages as one array (agent.md §7.2).
+        super::print_json_value(&serde_json::Value::Array(vec![
+            super::json_value(&svids)?,
+            super::json_value(&bundles)?,
+        ]));
+        return Ok(());
+    }
     print!("{}", render(&svids, &bundles));
     Ok(())
 }

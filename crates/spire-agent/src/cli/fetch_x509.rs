@@ -46,12 +46,7 @@ struct Received {
 }
 
 pub(crate) async fn run(args: FetchX509Args) -> Result<(), CliError> {
-    if args.output != "pretty" {
-        return Err(CliError(format!(
-            "-output {} is not implemented yet in spire-rs; use -output pretty",
-            args.output
-        )));
-    }
+    let json = super::wants_json(&args.output)?;
     let channel = spire_common::uds::channel(&args.socket_path)
         .map_err(|e| CliError(format!("cannot reach {}: {e}", args.socket_path.display())))?;
     let mut client = SpiffeWorkloadApiClient::new(channel);
@@ -76,6 +71,11 @@ pub(crate) async fn run(args: FetchX509Args) -> Result<(), CliError> {
     let elapsed = started.elapsed();
     if response.svids.is_empty() {
         return Err(CliError("no SVIDs received".into()));
+    }
+    if json {
+        // SPIRE prints the X509SVIDResponse as received (agent.md §7.1).
+        super::print_json_value(&super::json_value(&response)?);
+        return Ok(());
     }
     let mut received = Vec::new();
     for svid in &response.svids {

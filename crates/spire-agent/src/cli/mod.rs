@@ -67,6 +67,31 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 pub use spire_common::cli::CliError;
 
+/// Whether `-output` asks for JSON (`json`) rather than text (`pretty`).
+pub(crate) fn wants_json(output: &str) -> Result<bool, CliError> {
+    match output {
+        "pretty" => Ok(false),
+        "json" => Ok(true),
+        other => Err(CliError(format!(
+            "invalid output format {other:?}: use pretty or json"
+        ))),
+    }
+}
+
+/// Renders a JSON value (from [`spire_common::protojson`]) as SPIRE's `-output json`
+/// prints it: one line and a newline.
+pub(crate) fn print_json_value(value: &serde_json::Value) {
+    println!("{}", spire_common::protojson::render(value));
+}
+
+/// Converts a response message into its SPIRE `-output json` value.
+pub(crate) fn json_value<M: prost::Message + prost::Name>(
+    msg: &M,
+) -> Result<serde_json::Value, CliError> {
+    spire_common::protojson::to_value(msg)
+        .map_err(|e| CliError(format!("cannot render JSON output: {e}")))
+}
+
 /// Runs the command line with the process arguments.
 pub fn main() -> ExitCode {
     run_with_args(std::env::args_os().collect())

@@ -35,12 +35,7 @@ pub(crate) async fn run(args: ValidateJwtArgs) -> Result<(), CliError> {
     if args.svid.is_empty() {
         return Err(CliError("svid must be specified".into()));
     }
-    if args.output != "pretty" {
-        return Err(CliError(format!(
-            "-output {} is not implemented yet in spire-rs; use -output pretty",
-            args.output
-        )));
-    }
+    let json = super::wants_json(&args.output)?;
     let mut client = workload_client(&args.socket_path)?;
     let request = with_header(
         ValidateJwtsvidRequest {
@@ -63,6 +58,10 @@ pub(crate) async fn run(args: ValidateJwtArgs) -> Result<(), CliError> {
             }
         })?
         .into_inner();
+    if json {
+        super::print_json_value(&super::json_value(&response)?);
+        return Ok(());
+    }
     let claims = response
         .claims
         .map(|c| struct_to_json(&c))

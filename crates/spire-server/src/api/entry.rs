@@ -155,7 +155,7 @@ pub fn entry_from_proto(
 
 /// DNS names as SPIRE's x509util.ValidateLabel: labels of letters, digits and `-`, not
 /// starting or ending with `-`, at most 63 characters; a `*` only as the whole first label.
-fn validate_dns_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn validate_dns_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 253 {
         return Err("must be 1 to 253 characters");
     }

@@ -14,6 +14,8 @@ use spire_proto::spire::api::server::svid::v1 as pb;
 use spire_proto::spire::api::server::svid::v1::svid_server::Svid as SvidApi;
 use spire_proto::spire::api::types::{Jwtsvid, Spiffeid, X509svid};
 use tonic::{Code, Request, Response, Status};
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::entry::agent_id;
@@ -43,9 +45,11 @@ fn unimplemented(method: &str) -> Status {
 impl SvidApi for SvidService {
     async fn mint_x509svid(
         &self,
-        _request: Request<pb::MintX509svidRequest>,
+        request: Request<pb::MintX509svidRequest>,
     ) -> Result<Response<pb::MintX509svidResponse>, Status> {
-        Err(unimplemented("MintX509SVID"))
+        let request = request.into_inner();
+        let svid = self.mint_x509(&request.csr, request.ttl)?;
+        Ok(Response::new(pb::MintX509svidResponse { svid: Some(svid) }))
     }
 
     async fn mint_jwtsvid(
@@ -230,6 +234,57 @@ impl SvidService {
         })
     }
 
+    /// SPIRE's `MintX509SVID`: the CSR names the SVID (exactly one URI SAN, a workload
+    /// of this trust domain, plus valid DNS SANs); `ttl` seconds (0 = the server default).
+    fn mint_x509(&self, csr: &[u8], ttl: i32) -> Result<X509svid, Status> {
+        if csr.is_empty() {
+            return Err(Status::invalid_argument("missing CSR"));
+        }
+        let (uris, dns_names) = csr_names(csr)?;
+        let uri = match uris.as_slice() {
+            [] => return Err(Status::invalid_argument("CSR URI SAN is required")),
+            [uri] => uri,
+            _ => return Err(Status::invalid_argument("only one URI SAN is expected")),
+        };
+        let id = SpiffeId::parse(uri)
+            .map_err(|e| Status::invalid_argument(format!("CSR URI SAN is invalid: {e}")))?;
+        let id = self.workload_id(Some(&id_to_proto(&id))).map_err(|s| {
+            Status::invalid_argument(format!("CSR URI SAN is invalid: {}", s.message()))
+        })?;
+        for name in &dns_names {
+            if let Err(reason) = super::entry::validate_dns_name(name) {
+                return Err(Status::invalid_argument(format!(
+                    "CSR DNS name {name:?} is invalid: {reason}"
+                )));
+            }
+        }
+        let ttl = u64::try_from(ttl)
+            .ok()
+            .filter(|t| *t > 0)
+            .map(Duration::from_secs);
+        let chain = self
+            .ctx
+            .ca
+            .sign_x509_svid_from_csr(csr, &id, &dns_names, ttl)
+            .map_err(|e| match e {
+                CaError::InvalidCsr(reason) => {
+                    Status::invalid_argument(format!("failed to verify CSR signature: {reason}"))
+                }
+                other => Status::internal(format!("failed to sign X509-SVID: {other}")),
+            })?;
+        let expires_at = chain
+            .first()
+            .and_then(|leaf| X509Certificate::from_der(leaf.as_ref()).ok())
+            .map_or(0, |(_, cert)| cert.validity().not_after.timestamp());
+        tracing::debug!(spiffe_id = %id, expires_at, "Minted X509-SVID");
+        Ok(X509svid {
+            cert_chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
+            id: Some(id_to_proto(&id)),
+            expires_at,
+            hint: String::new(),
+        })
+    }
+
     fn sign(
         &self,
         entry: &crate::datastore::RegistrationEntry,
@@ -258,4 +313,27 @@ impl SvidService {
             hint: entry.hint.clone(),
         })
     }
+}
+
+/// The URI and DNS SANs a PKCS#10 CSR requests (its signature is checked when signing).
+fn csr_names(csr: &[u8]) -> Result<(Vec<String>, Vec<String>), Status> {
+    let csr = match X509CertificationRequest::from_der(csr) {
+        Ok(([], csr)) => csr,
+        Ok(_) => return Err(Status::invalid_argument("malformed CSR: trailing data")),
+        Err(e) => return Err(Status::invalid_argument(format!("malformed CSR: {e}"))),
+    };
+    let mut uris = Vec::new();
+    let mut dns = Vec::new();
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::URI(uri) => uris.push((*uri).to_owned()),
+                    GeneralName::DNSName(name) => dns.push((*name).to_owned()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok((uris, dns))
 }

@@ -19,8 +19,11 @@
 //! against the current authorities, JWT-SVIDs with
 //! [`JwtSvid::parse_and_validate`](spiffe_core::JwtSvid::parse_and_validate).
 
+mod authority;
 pub mod clock;
+pub mod journal;
 pub(crate) mod profile;
+pub mod publish;
 mod slot;
 pub(crate) mod verify;
 
@@ -39,6 +42,7 @@ use thiserror::Error;
 use crate::keymanager::{KeyManager, KeyManagerError, KeyType, ManagedKey};
 use crate::upstream::{UpstreamAuthority, UpstreamError};
 
+pub use authority::{AuthorityError, AuthorityState, AuthorityStates};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use profile::{CaSubject, NOT_BEFORE_CUSHION};
 pub use slot::{
@@ -293,6 +297,10 @@ pub struct ServerCa {
     /// Serializes rotations; signing never waits on it.
     rotation: Mutex<()>,
     failed_rotations: AtomicU64,
+    /// The CA journal kept for this server (see [`journal`]).
+    journal: Mutex<journal::JournalState>,
+    /// Serializes writes of the journal to the datastore.
+    journal_write: tokio::sync::Mutex<()>,
 }
 
 impl ServerCa {
@@ -322,6 +330,8 @@ impl ServerCa {
             }),
             rotation: Mutex::new(()),
             failed_rotations: AtomicU64::new(0),
+            journal: Mutex::new(journal::JournalState::default()),
+            journal_write: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -531,35 +541,7 @@ impl ServerCa {
             }
         };
 
-        let parsed = verify::parse_cert(&certificate).map_err(&invalid)?;
-        verify::check_simple_name(parsed.subject(), "the CA certificate's subject")
-            .map_err(&invalid)?;
-        let not_after = verify::not_after(&parsed);
-        let subject_key_id = verify::subject_key_id(&parsed);
-        let authority_id = hex(subject_key_id
-            .as_deref()
-            .unwrap_or(&profile::subject_key_id(key.public_key_raw())));
-        let upstream_authority_id = self
-            .upstream
-            .as_ref()
-            .and_then(|_| verify::authority_key_id(&parsed))
-            .map(|id| hex(&id));
-        drop(parsed);
-        let issuer = Issuer::from_ca_cert_der(&certificate, SharedKey(Arc::clone(&key)))
-            .map_err(|e| invalid(format!("unusable CA certificate: {e}")))?;
-
-        let ca = X509Ca {
-            slot,
-            key,
-            certificate,
-            upstream_chain,
-            issued_at: now,
-            not_after,
-            subject_key_id,
-            authority_id,
-            upstream_authority_id,
-            issuer,
-        };
+        let ca = self.build_x509_ca(slot, key, certificate, upstream_chain, now)?;
         let roots = roots
             .into_iter()
             .map(|certificate| {
@@ -577,6 +559,47 @@ impl ServerCa {
             })
             .collect::<Result<Vec<_>, CaError>>()?;
         Ok(PreparedX509Ca { ca, roots })
+    }
+
+    /// Builds an X.509 CA from its certificate and KeyManager key: checks the subject,
+    /// reads notAfter and the key identifiers, and makes the rcgen issuer.
+    pub(crate) fn build_x509_ca(
+        &self,
+        slot: SlotId,
+        key: Arc<ManagedKey>,
+        certificate: CertificateDer<'static>,
+        upstream_chain: Vec<CertificateDer<'static>>,
+        issued_at: SystemTime,
+    ) -> Result<X509Ca, CaError> {
+        let invalid = CaError::validation("X509 CA");
+        let parsed = verify::parse_cert(&certificate).map_err(&invalid)?;
+        verify::check_simple_name(parsed.subject(), "the CA certificate's subject")
+            .map_err(&invalid)?;
+        let not_after = verify::not_after(&parsed);
+        let subject_key_id = verify::subject_key_id(&parsed);
+        let authority_id = hex(subject_key_id
+            .as_deref()
+            .unwrap_or(&profile::subject_key_id(key.public_key_raw())));
+        let upstream_authority_id = self
+            .upstream
+            .as_ref()
+            .and_then(|_| verify::authority_key_id(&parsed))
+            .map(|id| hex(&id));
+        drop(parsed);
+        let issuer = Issuer::from_ca_cert_der(&certificate, SharedKey(Arc::clone(&key)))
+            .map_err(|e| invalid(format!("unusable CA certificate: {e}")))?;
+        Ok(X509Ca {
+            slot,
+            key,
+            certificate,
+            upstream_chain,
+            issued_at,
+            not_after,
+            subject_key_id,
+            authority_id,
+            upstream_authority_id,
+            issuer,
+        })
     }
 
     /// Puts a prepared CA in its slot and publishes its roots.

@@ -4,12 +4,12 @@ use spire_common::convert::{id_from_proto, id_to_proto};
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 use spire_proto::spire::api::server::agent::v1::{
     BanAgentRequest, CountAgentsRequest, DeleteAgentRequest, GetAgentRequest, ListAgentsRequest,
-    count_agents_request, list_agents_request,
+    ListAgentsResponse, count_agents_request, list_agents_request,
 };
 use spire_proto::spire::api::types::{Agent, SelectorMatch};
 
 use super::entry::{format_expiry, match_mode, parse_id, parse_selectors};
-use super::{CliError, OutputArgs, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
 /// The `ListAgents` page size SPIRE's CLI uses.
 const PAGE_SIZE: i32 = 1000;
@@ -123,7 +123,7 @@ fn attested_agents(count: usize) -> String {
 }
 
 async fn list(args: ListArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let filter = args.filter()?;
     let mut client = AgentClient::new(args.socket.channel()?);
     let mut agents = Vec::new();
@@ -144,6 +144,13 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
         }
         page_token = page.next_page_token;
     }
+    if format == OutputFormat::Json {
+        // SPIRE prints every page gathered into one ListAgentsResponse.
+        return print_json(&ListAgentsResponse {
+            agents,
+            next_page_token: String::new(),
+        });
+    }
     if agents.is_empty() {
         println!("No attested agents found");
         return Ok(());
@@ -156,7 +163,7 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
 }
 
 async fn show(args: IdArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let id = args.id()?;
     let mut client = AgentClient::new(args.socket.channel()?);
     let agent = client
@@ -166,6 +173,9 @@ async fn show(args: IdArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if format == OutputFormat::Json {
+        return print_json(&agent);
+    }
     println!("Found an attested agent given its SPIFFE ID\n");
     print!("{}", format_agent(&agent));
     for s in &agent.selectors {
@@ -175,27 +185,37 @@ async fn show(args: IdArgs) -> Result<(), CliError> {
 }
 
 async fn ban(args: IdArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let id = args.id()?;
     let mut client = AgentClient::new(args.socket.channel()?);
     client.ban_agent(BanAgentRequest { id: Some(id) }).await?;
+    if format == OutputFormat::Json {
+        // The response is a google.protobuf.Empty.
+        println!("{{}}");
+        return Ok(());
+    }
     println!("Agent banned successfully");
     Ok(())
 }
 
 async fn evict(args: IdArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let id = args.id()?;
     let mut client = AgentClient::new(args.socket.channel()?);
     client
         .delete_agent(DeleteAgentRequest { id: Some(id) })
         .await?;
+    if format == OutputFormat::Json {
+        // The response is a google.protobuf.Empty.
+        println!("{{}}");
+        return Ok(());
+    }
     println!("Agent evicted successfully");
     Ok(())
 }
 
 async fn count(args: ListArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let f = args.filter()?;
     let mut client = AgentClient::new(args.socket.channel()?);
     let count = client
@@ -209,8 +229,11 @@ async fn count(args: ListArgs) -> Result<(), CliError> {
             }),
         })
         .await?
-        .into_inner()
-        .count;
+        .into_inner();
+    if format == OutputFormat::Json {
+        return print_json(&count);
+    }
+    let count = count.count;
     println!("{}", attested_agents(usize::try_from(count).unwrap_or(0)));
     Ok(())
 }

@@ -7,12 +7,12 @@ use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::bundle::v1::{
     BatchDeleteFederatedBundleRequest, BatchSetFederatedBundleRequest, CountBundlesRequest,
     GetBundleRequest, GetFederatedBundleRequest, ListFederatedBundlesRequest,
-    batch_delete_federated_bundle_request::Mode,
+    ListFederatedBundlesResponse, batch_delete_federated_bundle_request::Mode,
 };
 use spire_proto::spire::api::types::{Bundle, X509Certificate};
 
 use super::entry::read_input;
-use super::{CliError, OutputArgs, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BundleCommand {
@@ -135,19 +135,23 @@ fn trust_domain(id: &str) -> Result<TrustDomain, CliError> {
 }
 
 async fn show(args: ShowArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let format = args.format.format()?;
     let mut client = BundleClient::new(args.socket.channel()?);
     let bundle = client
         .get_bundle(GetBundleRequest { output_mask: None })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // SPIRE prints the types.Bundle; -format only applies to pretty output.
+        return print_json(&bundle);
+    }
     print!("{}", render(&bundle, format)?);
     Ok(())
 }
 
 async fn list(args: ListArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let format = args.format.format()?;
     let mut client = BundleClient::new(args.socket.channel()?);
     let bundles = if args.id.is_empty() {
@@ -168,6 +172,13 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
             }
             page_token = page.next_page_token;
         }
+        if output == OutputFormat::Json {
+            // Every page gathered into one ListFederatedBundlesResponse.
+            return print_json(&ListFederatedBundlesResponse {
+                bundles,
+                next_page_token: String::new(),
+            });
+        }
         bundles
     } else {
         let td = trust_domain(&args.id)?;
@@ -181,6 +192,12 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
                 .into_inner(),
         ]
     };
+    if output == OutputFormat::Json {
+        // With -id, SPIRE prints the single types.Bundle.
+        if let Some(bundle) = bundles.first() {
+            return print_json(bundle);
+        }
+    }
     let mut out = String::new();
     for (i, bundle) in bundles.iter().enumerate() {
         if i > 0 {
@@ -194,7 +211,7 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
 }
 
 async fn set(args: SetArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let td = trust_domain(&args.id)?;
     let format = args.format.format()?;
     let data = read_input(if args.path.is_empty() {
@@ -239,6 +256,10 @@ async fn set(args: SetArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // The whole response, per-bundle statuses included.
+        return print_json(&response);
+    }
     for result in response.results {
         let status = result.status.unwrap_or_default();
         if status.code != 0 {
@@ -253,7 +274,7 @@ async fn set(args: SetArgs) -> Result<(), CliError> {
 }
 
 async fn delete(args: DeleteArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let td = trust_domain(&args.id)?;
     let mode = match args.mode.as_str() {
         "restrict" => Mode::Restrict,
@@ -269,6 +290,10 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // The whole response, per-trust-domain statuses included.
+        return print_json(&response);
+    }
     for result in response.results {
         let status = result.status.unwrap_or_default();
         if status.code != 0 {
@@ -283,13 +308,16 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
 }
 
 async fn count(args: CountArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let mut client = BundleClient::new(args.socket.channel()?);
-    let count = client
+    let response = client
         .count_bundles(CountBundlesRequest {})
         .await?
-        .into_inner()
-        .count;
+        .into_inner();
+    if output == OutputFormat::Json {
+        return print_json(&response);
+    }
+    let count = response.count;
     let noun = if count == 1 { "bundle" } else { "bundles" };
     println!("{count} {noun}");
     Ok(())

@@ -7,13 +7,14 @@ use spire_common::selector::Selector as CliSelector;
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use spire_proto::spire::api::server::entry::v1::{
     BatchCreateEntryRequest, BatchDeleteEntryRequest, BatchUpdateEntryRequest, CountEntriesRequest,
-    GetEntryRequest, ListEntriesRequest, count_entries_request, list_entries_request,
+    GetEntryRequest, ListEntriesRequest, ListEntriesResponse, count_entries_request,
+    list_entries_request,
 };
 use spire_proto::spire::api::types::{
     Entry, FederatesWithMatch, Selector, SelectorMatch, entry::AdditionalAttributes, selector_match,
 };
 
-use super::{CliError, OutputArgs, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 use spire_common::convert::{id_from_proto, id_to_proto};
 
 /// The `ListEntries` page size the CLI uses, as SPIRE's.
@@ -230,7 +231,7 @@ enum EntryMode {
 }
 
 async fn create(args: CreateArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let mode = if args.node {
         EntryMode::CreateNode
     } else {
@@ -245,6 +246,10 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // SPIRE prints the whole response, per-entry statuses included.
+        return print_json(&response);
+    }
     let mut failed = false;
     for result in response.results {
         let status = result.status.unwrap_or_default();
@@ -267,7 +272,7 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
 }
 
 async fn update(args: UpdateArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let entry = args.fields.entry(EntryMode::Update)?;
     let mut client = EntryClient::new(args.socket.channel()?);
     let response = client
@@ -278,6 +283,10 @@ async fn update(args: UpdateArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // SPIRE prints the whole response, per-entry statuses included.
+        return print_json(&response);
+    }
     let mut failed = false;
     for result in response.results {
         let status = result.status.unwrap_or_default();
@@ -331,7 +340,7 @@ pub(crate) fn read_input(path: &str) -> Result<Vec<u8>, CliError> {
 }
 
 async fn delete(args: DeleteArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let ids = match (args.entry_id.is_empty(), args.file.is_empty()) {
         (true, true) => return Err(CliError("an entry ID or file is required".into())),
         (false, false) => {
@@ -351,6 +360,10 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
         .batch_delete_entry(BatchDeleteEntryRequest { ids })
         .await?
         .into_inner();
+    if output == OutputFormat::Json {
+        // SPIRE prints the whole response, per-entry statuses included.
+        return print_json(&response);
+    }
     let mut failures = Vec::new();
     let mut deleted = 0usize;
     for result in &response.results {
@@ -395,15 +408,18 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
 }
 
 async fn count(args: CountArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let mut client = EntryClient::new(args.socket.channel()?);
-    let count = client
+    let response = client
         .count_entries(CountEntriesRequest {
             filter: Some(count_filter(args.filter.filter()?)),
         })
         .await?
-        .into_inner()
-        .count;
+        .into_inner();
+    if output == OutputFormat::Json {
+        return print_json(&response);
+    }
+    let count = response.count;
     let noun = if count == 1 { "entry" } else { "entries" };
     println!("{count} registration {noun}");
     Ok(())
@@ -522,7 +538,7 @@ pub(crate) fn match_mode(flag: &str, value: &str) -> Result<i32, CliError> {
 }
 
 async fn show(args: ShowArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let output = args.output.format()?;
     let mut client = EntryClient::new(args.socket.channel()?);
     let mut entries = Vec::new();
     if !args.entry_id.is_empty() {
@@ -555,6 +571,13 @@ async fn show(args: ShowArgs) -> Result<(), CliError> {
         }
     }
     entries.sort_by_key(sort_key);
+    if output == OutputFormat::Json {
+        // SPIRE prints a ListEntriesResponse, whether or not -entryID was given.
+        return print_json(&ListEntriesResponse {
+            entries,
+            next_page_token: String::new(),
+        });
+    }
     let noun = if entries.len() == 1 {
         "entry"
     } else {

@@ -39,7 +39,9 @@ pub(crate) async fn run(args: HealthcheckArgs) -> Result<(), CliError> {
     if response.status != ServingStatus::Serving as i32 {
         return Err(CliError(format!(
             "server is unhealthy: server returned status {:?}",
-            ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown)
+            ServingStatus::try_from(response.status)
+                .unwrap_or(ServingStatus::Unknown)
+                .as_str_name()
         )));
     }
     println!("Server is healthy.");

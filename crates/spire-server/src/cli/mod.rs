@@ -4,9 +4,15 @@
 
 mod agent;
 mod bundle;
+mod debug;
 mod entry;
 mod healthcheck;
+mod jwt;
+mod localauthority;
+mod logger;
 mod token;
+mod validate;
+mod x509;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -28,6 +34,28 @@ struct Cli {
 enum Command {
     /// Runs the server.
     Run(crate::config::ServerFlags),
+    /// Validates a SPIRE server configuration file.
+    Validate(crate::config::ServerFlags),
+    /// Mints X509-SVIDs.
+    X509 {
+        #[command(subcommand)]
+        command: x509::X509Command,
+    },
+    /// Mints JWT-SVIDs.
+    Jwt {
+        #[command(subcommand)]
+        command: jwt::JwtCommand,
+    },
+    /// Server debug information.
+    Debug {
+        #[command(subcommand)]
+        command: debug::DebugCommand,
+    },
+    /// Reads and changes the server's log level.
+    Logger {
+        #[command(subcommand)]
+        command: logger::LoggerCommand,
+    },
     /// Determines server health status.
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Manages join tokens.
@@ -49,6 +77,18 @@ enum Command {
     Bundle {
         #[command(subcommand)]
         command: bundle::BundleCommand,
+    },
+    /// Manages the local X.509 and JWT authorities.
+    #[command(name = "localauthority")]
+    LocalAuthority {
+        #[command(subcommand)]
+        command: localauthority::LocalAuthorityCommand,
+    },
+    /// Manages the X.509 upstream authorities.
+    #[command(name = "upstreamauthority")]
+    UpstreamAuthority {
+        #[command(subcommand)]
+        command: localauthority::UpstreamAuthorityCommand,
     },
 }
 
@@ -75,18 +115,45 @@ pub(crate) struct OutputArgs {
     pub output: String,
 }
 
+/// The output format an API command prints in (`-output pretty|json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputFormat {
+    /// Human-readable text (the default).
+    Pretty,
+    /// SPIRE's protojson rendering of the response message (server.md §2.1).
+    Json,
+}
+
 impl OutputArgs {
-    pub(crate) fn require_pretty(&self) -> Result<(), CliError> {
+    /// The requested format, or an error for an unknown one.
+    pub(crate) fn format(&self) -> Result<OutputFormat, CliError> {
         match self.output.as_str() {
-            "pretty" => Ok(()),
-            "json" => Err(CliError(
-                "-output json is not implemented yet in spire-rs; use -output pretty".into(),
-            )),
+            "pretty" => Ok(OutputFormat::Pretty),
+            "json" => Ok(OutputFormat::Json),
             other => Err(CliError(format!(
                 "invalid output format {other:?}: use pretty or json"
             ))),
         }
     }
+
+    /// For commands without JSON output yet: refuses `-output json`.
+    #[allow(dead_code)]
+    pub(crate) fn require_pretty(&self) -> Result<(), CliError> {
+        match self.format()? {
+            OutputFormat::Pretty => Ok(()),
+            OutputFormat::Json => Err(CliError(
+                "-output json is not implemented yet in spire-rs; use -output pretty".into(),
+            )),
+        }
+    }
+}
+
+/// Prints `msg` as SPIRE's `-output json` does: one line of protojson and a newline.
+pub(crate) fn print_json<M: prost::Message + prost::Name>(msg: &M) -> Result<(), CliError> {
+    let json = spire_common::protojson::to_json(msg)
+        .map_err(|e| CliError(format!("cannot render JSON output: {e}")))?;
+    println!("{json}");
+    Ok(())
 }
 
 pub use spire_common::cli::CliError;
@@ -101,11 +168,18 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
     spire_common::cli::run(args, |cli: Cli| async move {
         match cli.command {
             Command::Run(flags) => crate::run::run_command(flags).await,
+            Command::Validate(flags) => validate::run(&flags),
+            Command::X509 { command } => command.run().await,
+            Command::Jwt { command } => command.run().await,
+            Command::Debug { command } => command.run().await,
+            Command::Logger { command } => command.run().await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Token { command } => command.run().await,
             Command::Entry { command } => command.run().await,
             Command::Agent { command } => command.run().await,
             Command::Bundle { command } => command.run().await,
+            Command::LocalAuthority { command } => command.run().await,
+            Command::UpstreamAuthority { command } => command.run().await,
         }
     })
 }

@@ -3,7 +3,7 @@
 use spire_proto::spire::api::server::agent::v1::CreateJoinTokenRequest;
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 
-use super::{CliError, OutputArgs, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 use spire_common::convert::id_to_proto;
 
 #[derive(Debug, clap::Subcommand)]
@@ -35,7 +35,7 @@ impl TokenCommand {
 }
 
 async fn generate(args: GenerateArgs) -> Result<(), CliError> {
-    args.output.require_pretty()?;
+    let format = args.output.format()?;
     let agent_id = if args.spiffe_id.is_empty() {
         None
     } else {
@@ -52,6 +52,9 @@ async fn generate(args: GenerateArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    if format == OutputFormat::Json {
+        return print_json(&token);
+    }
     println!("Token: {}", token.value);
     if agent_id.is_none() {
         println!("Warning: Missing SPIFFE ID.");

@@ -1,0 +1,124 @@
+//! `spire-server logger get|set|reset` (server.md §2.9) over the Logger API.
+
+use spire_proto::spire::api::server::logger::v1::logger_client::LoggerClient;
+use spire_proto::spire::api::server::logger::v1::{
+    GetLoggerRequest, ResetLogLevelRequest, SetLogLevelRequest,
+};
+use spire_proto::spire::api::types::{LogLevel, Logger};
+
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum LoggerCommand {
+    /// Gets the logger details.
+    Get(CommonArgs),
+    /// Sets the logger details.
+    Set(SetArgs),
+    /// Reset the logger details to launch level.
+    Reset(CommonArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CommonArgs {
+    #[command(flatten)]
+    socket: SocketArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SetArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The new log level, one of (panic, fatal, error, warn, info, debug, trace).
+    #[arg(long = "level", default_value = "")]
+    level: String,
+}
+
+impl LoggerCommand {
+    pub(crate) async fn run(self) -> Result<(), CliError> {
+        match self {
+            LoggerCommand::Get(args) => {
+                let format = args.output.format()?;
+                let logger = LoggerClient::new(args.socket.channel()?)
+                    .get_logger(GetLoggerRequest {})
+                    .await
+                    .map_err(|s| {
+                        CliError(format!("error fetching logger: {}", CliError::from(s).0))
+                    })?
+                    .into_inner();
+                print_logger(&logger, format)
+            }
+            LoggerCommand::Set(args) => {
+                let format = args.common.output.format()?;
+                if args.level.is_empty() {
+                    return Err(CliError("a value (-level) must be set".into()));
+                }
+                let level = parse_level(&args.level).ok_or_else(|| {
+                    CliError(format!("the value {} is not a valid setting", args.level))
+                })?;
+                let logger = LoggerClient::new(args.common.socket.channel()?)
+                    .set_log_level(SetLogLevelRequest {
+                        new_level: level as i32,
+                    })
+                    .await
+                    .map_err(|s| {
+                        CliError(format!("failed to set log level: {}", CliError::from(s).0))
+                    })?
+                    .into_inner();
+                print_logger(&logger, format)
+            }
+            LoggerCommand::Reset(args) => {
+                let format = args.output.format()?;
+                let logger = LoggerClient::new(args.socket.channel()?)
+                    .reset_log_level(ResetLogLevelRequest {})
+                    .await
+                    .map_err(|s| {
+                        CliError(format!("failed to reset logger: {}", CliError::from(s).0))
+                    })?
+                    .into_inner();
+                print_logger(&logger, format)
+            }
+        }
+    }
+}
+
+/// A `-level` value as logrus's `ParseLevel` reads it, case-insensitively.
+fn parse_level(value: &str) -> Option<LogLevel> {
+    Some(match value.to_ascii_lowercase().as_str() {
+        "panic" => LogLevel::Panic,
+        "fatal" => LogLevel::Fatal,
+        "error" => LogLevel::Error,
+        "warn" | "warning" => LogLevel::Warn,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        _ => return None,
+    })
+}
+
+/// The name logrus prints for a level (`warning` for WARN).
+fn level_name(value: i32) -> Result<&'static str, CliError> {
+    match LogLevel::try_from(value) {
+        Ok(LogLevel::Panic) => Ok("panic"),
+        Ok(LogLevel::Fatal) => Ok("fatal"),
+        Ok(LogLevel::Error) => Ok("error"),
+        Ok(LogLevel::Warn) => Ok("warning"),
+        Ok(LogLevel::Info) => Ok("info"),
+        Ok(LogLevel::Debug) => Ok("debug"),
+        Ok(LogLevel::Trace) => Ok("trace"),
+        _ => Err(CliError(
+            "internal error: returned log level is undefined; please report this as a bug".into(),
+        )),
+    }
+}
+
+fn print_logger(logger: &Logger, format: OutputFormat) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(logger);
+    }
+    let current = level_name(logger.current_level)?;
+    let launch = level_name(logger.launch_level)?;
+    print!("Logger Level : {current}\nLaunch Level : {launch}\n\n");
+    Ok(())
+}

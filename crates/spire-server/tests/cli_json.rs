@@ -1,0 +1,295 @@
+//! `-output json` of the `spire-server` CLI against a real server: the server runs
+//! in-process on a temp dir and the `spire-server` binary prints SPIRE's protojson
+//! (proto field names, int64 as strings, unpopulated fields emitted, keys sorted).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spire_proto::spire::api::server::bundle::v1 as bundlepb;
+use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
+use spire_server::config::{ServerConfig, ServerFlags};
+use tokio::sync::oneshot;
+
+const UPSTREAM_CRT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../conf/server/dummy_upstream_ca.crt"
+);
+const UPSTREAM_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../conf/server/dummy_upstream_ca.key"
+);
+
+/// A server running in-process; shut down on drop.
+struct TestServer {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let socket = dir.path().join("api.sock");
+        let data = dir.path().join("data");
+        let text = format!(
+            r#"
+server {{
+    bind_address = "127.0.0.1"
+    bind_port = "{port}"
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+    log_level = "WARN"
+}}
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{db}"
+        }}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+    KeyManager "memory" {{
+        plugin_data = {{}}
+    }}
+    UpstreamAuthority "disk" {{
+        plugin_data {{
+            key_file_path = "{UPSTREAM_KEY}"
+            cert_file_path = "{UPSTREAM_CRT}"
+        }}
+    }}
+}}
+"#,
+            socket = socket.display(),
+            data = data.display(),
+            db = dir.path().join("datastore.sqlite3").display(),
+        );
+        let config = ServerConfig::parse(&text, &ServerFlags::default()).unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if let Err(e) = spire_server::run::run(config, async {
+                let _ = rx.await;
+            })
+            .await
+            {
+                panic!("server failed: {e}");
+            }
+        });
+        let server = TestServer {
+            _dir: dir,
+            socket,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        for _ in 0..200 {
+            if server.socket.exists()
+                && let Ok(channel) = spire_common::uds::channel(&server.socket)
+                && BundleClient::new(channel)
+                    .get_bundle(bundlepb::GetBundleRequest::default())
+                    .await
+                    .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn cli_at(socket: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("-socketPath".into());
+    all.push(socket.display().to_string());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spire-server"));
+    cmd.args(&all)
+        .env("TZ", "UTC")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the CLI off the async runtime's worker (it blocks on the child process).
+async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let socket = server.socket.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_at(&socket, &args, None)
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs a CLI command that must succeed and print one line of JSON; returns it parsed.
+async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-output", "json"]);
+    let (ok, out, err) = cli(server, &all).await;
+    assert!(ok, "{args:?} failed: {err}");
+    assert!(out.ends_with('\n'), "{out:?}");
+    assert_eq!(out.trim_end().lines().count(), 1, "{out:?}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?} is not JSON: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_of_server_commands() {
+    let server = TestServer::start().await;
+
+    // token generate: types.JoinToken, expires_at as a string.
+    let token = cli_json(&server, &["token", "generate", "-ttl", "60"]).await;
+    let obj = token.as_object().unwrap();
+    assert_eq!(obj.len(), 2, "{token}");
+    assert!(!token["value"].as_str().unwrap().is_empty());
+    let expires: i64 = token["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires > 0);
+
+    // entry create: BatchCreateEntryResponse with statuses.
+    let created = cli_json(
+        &server,
+        &[
+            "entry",
+            "create",
+            "-parentID",
+            "spiffe://example.org/agent",
+            "-spiffeID",
+            "spiffe://example.org/w1",
+            "-selector",
+            "unix:uid:1000",
+        ],
+    )
+    .await;
+    let result = &created["results"][0];
+    assert_eq!(result["status"], json!({"code": 0, "message": "OK"}));
+    let entry = &result["entry"];
+    assert_eq!(
+        entry["spiffe_id"],
+        json!({"trust_domain": "example.org", "path": "/w1"})
+    );
+    assert_eq!(
+        entry["selectors"],
+        json!([{"type": "unix", "value": "uid:1000"}])
+    );
+    // Unpopulated fields are emitted; int64 fields are strings.
+    assert_eq!(entry["federates_with"], json!([]));
+    assert_eq!(entry["admin"], json!(false));
+    assert_eq!(entry["hint"], json!(""));
+    assert!(entry["expires_at"].is_string(), "{entry}");
+    assert!(entry["created_at"].is_string(), "{entry}");
+    assert!(entry["x509_svid_ttl"].is_number(), "{entry}");
+    let id = entry["id"].as_str().unwrap().to_owned();
+
+    // entry show: ListEntriesResponse, with and without -entryID.
+    let shown = cli_json(&server, &["entry", "show"]).await;
+    assert_eq!(shown["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["next_page_token"], json!(""));
+    assert_eq!(shown["entries"][0]["id"], json!(id));
+    let shown = cli_json(&server, &["entry", "show", "-entryID", &id]).await;
+    assert_eq!(shown["entries"][0]["id"], json!(id));
+
+    // entry count: CountEntriesResponse (int32 stays a number).
+    assert_eq!(
+        cli_json(&server, &["entry", "count"]).await,
+        json!({"count": 1})
+    );
+
+    // entry delete: BatchDeleteEntryResponse.
+    let deleted = cli_json(&server, &["entry", "delete", "-entryID", &id]).await;
+    assert_eq!(
+        deleted,
+        json!({"results": [{"status": {"code": 0, "message": "OK"}, "id": id}]})
+    );
+
+    // agent list / count with no agents.
+    assert_eq!(
+        cli_json(&server, &["agent", "list"]).await,
+        json!({"agents": [], "next_page_token": ""})
+    );
+    assert_eq!(
+        cli_json(&server, &["agent", "count"]).await,
+        json!({"count": 0})
+    );
+
+    // bundle show: types.Bundle, bytes as base64.
+    let bundle = cli_json(&server, &["bundle", "show"]).await;
+    assert_eq!(bundle["trust_domain"], json!("example.org"));
+    let asn1 = bundle["x509_authorities"][0]["asn1"].as_str().unwrap();
+    use base64::Engine as _;
+    assert!(
+        base64::engine::general_purpose::STANDARD
+            .decode(asn1)
+            .is_ok()
+    );
+    assert_eq!(bundle["x509_authorities"][0]["tainted"], json!(false));
+    assert!(bundle["sequence_number"].is_string(), "{bundle}");
+    assert!(bundle["refresh_hint"].is_string(), "{bundle}");
+
+    // bundle list / count with no federated bundles.
+    assert_eq!(
+        cli_json(&server, &["bundle", "list"]).await,
+        json!({"bundles": [], "next_page_token": ""})
+    );
+    assert_eq!(
+        cli_json(&server, &["bundle", "count"]).await,
+        json!({"count": 1})
+    );
+
+    // The raw text: keys sorted, one line.
+    let (ok, out, _) = cli(&server, &["entry", "count", "-output", "json"]).await;
+    assert!(ok);
+    assert_eq!(out, "{\"count\":0}\n");
+
+    // Unknown formats are refused.
+    let (ok, _, err) = cli(&server, &["entry", "count", "-output", "yaml"]).await;
+    assert!(!ok);
+    assert!(err.contains("invalid output format"), "{err}");
+
+    server.stop().await;
+}
