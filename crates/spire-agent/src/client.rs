@@ -47,6 +47,9 @@ pub enum ClientError {
     /// The server's answer is malformed.
     #[error("invalid server response: {0}")]
     InvalidResponse(String),
+    /// The node attestor could not produce a payload or a challenge answer.
+    #[error("node attestor failed: {0}")]
+    Attestor(String),
 }
 
 impl ClientError {
@@ -171,6 +174,71 @@ impl ServerClient {
                     return Err(ClientError::InvalidResponse(
                         "the server sent a challenge for join_token attestation".into(),
                     ));
+                }
+                None => {}
+            }
+        }
+        Err(ClientError::InvalidResponse(
+            "attestation stream ended without a result".into(),
+        ))
+    }
+
+    /// Attests with a node attestor plugin: `AttestAgent` with its payload and a CSR,
+    /// answering every challenge the server relays until it returns the SVID.
+    pub async fn attest(
+        &self,
+        attestor: &dyn crate::attestation::NodeAttestor,
+        csr: Vec<u8>,
+    ) -> Result<Attested, ClientError> {
+        let payload = attestor
+            .payload()
+            .map_err(|e| ClientError::Attestor(e.to_string()))?;
+        let (requests, rx) = tokio::sync::mpsc::channel(2);
+        let first = AttestAgentRequest {
+            step: Some(attest_agent_request::Step::Params(
+                attest_agent_request::Params {
+                    data: Some(AttestationData {
+                        r#type: attestor.name().to_owned(),
+                        payload,
+                    }),
+                    params: Some(AgentX509svidParams { csr }),
+                },
+            )),
+        };
+        requests
+            .send(first)
+            .await
+            .map_err(|_| ClientError::Attestor("attestation stream closed".into()))?;
+        let mut client = AgentClient::new(self.channel());
+        let mut responses = client
+            .attest_agent(Self::request(tokio_stream::wrappers::ReceiverStream::new(
+                rx,
+            )))
+            .await?
+            .into_inner();
+        while let Some(response) = responses.message().await? {
+            match response.step {
+                Some(attest_agent_response::Step::Result(result)) => {
+                    let svid = result.svid.ok_or_else(|| {
+                        ClientError::InvalidResponse("attestation result has no SVID".into())
+                    })?;
+                    return Ok(Attested {
+                        svid_chain: chain(svid),
+                        reattestable: result.reattestable,
+                    });
+                }
+                Some(attest_agent_response::Step::Challenge(challenge)) => {
+                    let answer = attestor
+                        .respond(&challenge)
+                        .map_err(|e| ClientError::Attestor(e.to_string()))?;
+                    let step = AttestAgentRequest {
+                        step: Some(attest_agent_request::Step::ChallengeResponse(answer)),
+                    };
+                    requests.send(step).await.map_err(|_| {
+                        ClientError::InvalidResponse(
+                            "the server closed the attestation stream".into(),
+                        )
+                    })?;
                 }
                 None => {}
             }

@@ -205,12 +205,14 @@ where
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
-            // PermissionDenied and InvalidArgument are final (a used token, a ban).
+            // PermissionDenied and InvalidArgument are final (a used token, a ban), as
+            // is a node attestor that cannot read its own material.
             Err(e)
-                if matches!(
-                    e.status().map(tonic::Status::code),
-                    Some(tonic::Code::PermissionDenied | tonic::Code::InvalidArgument)
-                ) =>
+                if matches!(e, ClientError::Attestor(_))
+                    || matches!(
+                        e.status().map(tonic::Status::code),
+                        Some(tonic::Code::PermissionDenied | tonic::Code::InvalidArgument)
+                    ) =>
             {
                 return Err(e);
             }
@@ -251,28 +253,45 @@ pub async fn run(
     let client = ServerClient::new(&address, &td, trust.clone(), resolver.clone())
         .map_err(|e| AgentError::Attestation(e.to_string()))?;
 
-    let (svid, mut slot) = match stored_svid(&state, keys.as_ref()) {
+    // A join token wins when given; otherwise the configured NodeAttestor plugin.
+    let node_attestor = if config.join_token.is_some() {
+        None
+    } else {
+        crate::attestation::configured(&config).map_err(|e| AgentError::Plugin(e.0))?
+    };
+    let (svid, mut slot, reattestable) = match stored_svid(&state, keys.as_ref()) {
         Some(svid) => {
             tracing::info!(spiffe_id = %svid.spiffe_id(), "Resuming with the stored agent SVID");
-            (svid, 0)
+            (svid, 0, state.reattestable && node_attestor.is_some())
         }
         None => {
-            let token = config.join_token.clone().ok_or_else(|| {
-                AgentError::Attestation(
-                    "no stored SVID and no join token: set join_token or -joinToken".into(),
-                )
-            })?;
             let (key, csr) = agent_key_csr(keys.as_ref(), AGENT_KEY_IDS[0])?;
-            let attested = retry("Node attestation", || {
-                client.attest_join_token(&token, csr.clone())
-            })
-            .await
+            let attested = match (&config.join_token, &node_attestor) {
+                (Some(token), _) => {
+                    retry("Node attestation", || {
+                        client.attest_join_token(token, csr.clone())
+                    })
+                    .await
+                }
+                (None, Some(attestor)) => {
+                    retry("Node attestation", || {
+                        client.attest(attestor.as_ref(), csr.clone())
+                    })
+                    .await
+                }
+                (None, None) => {
+                    return Err(AgentError::Attestation(
+                        "no stored SVID and no join token: set join_token or -joinToken".into(),
+                    ));
+                }
+            }
             .map_err(|e| AgentError::Attestation(e.to_string()))?;
+            let reattestable = attested.reattestable && node_attestor.is_some();
             let svid = X509Svid::from_parts(attested.svid_chain, key).map_err(|e| {
                 AgentError::Attestation(format!("server returned an invalid SVID: {e}"))
             })?;
             tracing::info!(spiffe_id = %svid.spiffe_id(), "Node attestation was successful");
-            (svid, 0)
+            (svid, 0, reattestable)
         }
     };
     let agent_id: SpiffeId = svid.spiffe_id().clone();
@@ -289,7 +308,7 @@ pub async fn run(
             .get(&td)
             .map(|b| b.x509_bundle().authorities().to_vec())
             .unwrap_or_default(),
-        reattestable: false,
+        reattestable,
     }));
     storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
 
@@ -322,7 +341,9 @@ pub async fn run(
     let stop = CancellationToken::new();
     let sync_task = tokio::spawn(synchronizer.clone().run(stop.clone()));
 
-    // Agent SVID rotation at half life (RenewAgent, join-token agents cannot re-attest).
+    // Agent SVID rotation at half life: re-attestable agents attest again with their
+    // node attestor (SPIRE refuses RenewAgent for them); others call RenewAgent.
+    let rotator_attestor = node_attestor.clone().filter(|_| reattestable);
     let rotator_stop = stop.clone();
     let rotator_client = client.clone();
     let rotator_keys = keys.clone();
@@ -349,10 +370,14 @@ pub async fn run(
             let renewed = async {
                 let (key, csr) = agent_key_csr(rotator_keys.as_ref(), AGENT_KEY_IDS[slot])
                     .map_err(|e| e.to_string())?;
-                let chain = rotator_client
-                    .renew_agent(csr)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let chain = match &rotator_attestor {
+                    Some(attestor) => rotator_client
+                        .attest(attestor.as_ref(), csr)
+                        .await
+                        .map(|attested| attested.svid_chain),
+                    None => rotator_client.renew_agent(csr).await,
+                }
+                .map_err(|e| e.to_string())?;
                 X509Svid::from_parts(chain, key).map_err(|e| e.to_string())
             }
             .await;
@@ -383,6 +408,7 @@ pub async fn run(
         cache,
         attestors,
         minter,
+        (!config.disable_sds_api).then(|| config.sds.clone()),
         async move { api_stop.cancelled().await },
     ));
     tracing::info!(agent_id = %agent_id, socket_path = %config.socket_path.display(), "Starting Workload API");

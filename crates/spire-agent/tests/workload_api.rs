@@ -3,27 +3,18 @@
 //! and two independent clients: the Rust `spiffe` crate (0.19) and our generated tonic
 //! client (to send requests without the security header and read exact status codes).
 
-use std::error::Error;
-use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::{Stream, StreamExt};
-use hyper_util::rt::TokioIo;
-use rcgen::string::Ia5String;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose, SanType,
-};
-use spiffe_core::{JwtBundle, SpiffeBundle, SpiffeId, TrustDomain, X509Bundle, X509Svid};
-use spire_agent::endpoints::{self, EndpointsError, WorkloadApiConfig};
-use spire_agent::manager::{Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION};
+use futures::StreamExt;
+use spiffe_core::{JwtBundle, SpiffeBundle, X509Bundle, X509Svid};
+use spire_agent::endpoints::{self, WorkloadApiConfig};
+use spire_agent::manager::{CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION};
 use spire_agent::workload::{
     AttestFuture, AttestorError, Selector, UnixAttestor, UnixAttestorConfig, WorkloadAttestor,
     WorkloadAttestors,
 };
-use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use spire_proto::workload::{
     JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, WitBundlesRequest, WitsvidRequest,
     X509BundlesRequest, X509BundlesResponse, X509svidRequest, X509svidResponse,
@@ -31,250 +22,11 @@ use spire_proto::workload::{
 use time::OffsetDateTime;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Request, Status};
 
-type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
-type BoxError = Box<dyn Error + Send + Sync>;
+mod common;
 
-/// How long a pushed update may take before the test fails ("promptly").
-const PUSH_DEADLINE: Duration = Duration::from_secs(2);
-/// How long to watch a stream to conclude that nothing is sent.
-const QUIET_PERIOD: Duration = Duration::from_millis(300);
-
-// ---------------------------------------------------------------------------
-// PKI: a test CA per trust domain, SVIDs signed by it with rcgen.
-// ---------------------------------------------------------------------------
-
-struct Ca {
-    td: TrustDomain,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(td: &str) -> Result<Self, BoxError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.subject_alt_names =
-            vec![SanType::URI(Ia5String::try_from(format!("spiffe://{td}"))?)];
-        Ok(Ca {
-            td: TrustDomain::new(td)?,
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)?,
-        })
-    }
-
-    fn root_der(&self) -> Vec<u8> {
-        self.issuer.der().to_vec()
-    }
-
-    fn bundle(&self) -> Result<SpiffeBundle, BoxError> {
-        let x509 = X509Bundle::parse_der(self.td.clone(), &self.root_der())?;
-        SpiffeBundle::from_parts(x509, JwtBundle::new(self.td.clone()))
-            .ok_or_else(|| "bundle parts disagree".into())
-    }
-
-    fn svid(&self, path: &str) -> Result<X509Svid, BoxError> {
-        let now = OffsetDateTime::now_utc();
-        self.svid_valid(
-            path,
-            now - time::Duration::minutes(1),
-            now + time::Duration::hours(1),
-        )
-    }
-
-    fn svid_valid(
-        &self,
-        path: &str,
-        not_before: OffsetDateTime,
-        not_after: OffsetDateTime,
-    ) -> Result<X509Svid, BoxError> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(format!(
-            "spiffe://{}{path}",
-            self.td.name()
-        ))?)];
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(X509Svid::parse_der(cert.der(), &key.serialize_der())?)
-    }
-
-    fn id(&self, path: &str) -> Result<SpiffeId, BoxError> {
-        Ok(SpiffeId::new(&self.td, path)?)
-    }
-}
-
-fn selector(value: &str) -> Selector {
-    Selector {
-        r#type: "unix".to_owned(),
-        value: value.to_owned(),
-    }
-}
-
-/// The effective UID of this process, as the `unix` attestor reports it.
-fn my_uid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-fn uid_selector() -> Selector {
-    selector(&format!("uid:{}", my_uid()))
-}
-
-fn entry(ca: &Ca, id: &str, path: &str, selectors: Vec<Selector>) -> Result<CachedEntry, BoxError> {
-    Ok(CachedEntry {
-        entry_id: id.to_owned(),
-        spiffe_id: ca.id(path)?,
-        parent_id: ca.id("/spire/agent/join_token/test")?,
-        selectors,
-        federates_with: Vec::new(),
-        hint: String::new(),
-        revision_number: 1,
-        created_at: 1_700_000_000,
-        svid: None,
-    })
-}
-
-/// A cache for `ca`'s trust domain holding its bundle.
-fn cache_for(ca: &Ca) -> Result<Arc<Cache>, BoxError> {
-    let cache = Arc::new(Cache::new(ca.td.clone()));
-    cache.set_bundle(ca.bundle()?)?;
-    Ok(cache)
-}
-
-/// Adds `entry` (keeping the others) and, if `svid` is set, its SVID.
-fn add_entry(cache: &Cache, mut entry: CachedEntry, svid: Option<X509Svid>) -> TestResult {
-    let mut entries: Vec<CachedEntry> = cache.entries().iter().map(|e| (**e).clone()).collect();
-    entries.retain(|e| e.entry_id != entry.entry_id);
-    let id = entry.entry_id.clone();
-    entry.svid = None;
-    entries.push(entry);
-    cache.update_entries(entries);
-    if let Some(svid) = svid {
-        cache.set_svid(&id, svid)?;
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// A running Workload API on a temporary socket.
-// ---------------------------------------------------------------------------
-
-struct Agent {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), EndpointsError>>,
-}
-
-impl Agent {
-    async fn start(cache: Arc<Cache>) -> Result<Self, BoxError> {
-        let attestors = WorkloadAttestors::new(vec![Arc::new(UnixAttestor::new(
-            UnixAttestorConfig::default(),
-        ))]);
-        Self::start_with(cache, attestors, |dir| dir.join("public").join("api.sock")).await
-    }
-
-    async fn start_with(
-        cache: Arc<Cache>,
-        attestors: WorkloadAttestors,
-        socket_in: impl FnOnce(&Path) -> PathBuf,
-    ) -> Result<Self, BoxError> {
-        let dir = tempfile::tempdir()?;
-        let socket = socket_in(dir.path());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(endpoints::serve(
-            socket.clone(),
-            Arc::clone(&cache),
-            Arc::new(attestors),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        // Wait until the socket accepts connections.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&socket).await.is_err() {
-            if Instant::now() > deadline || task.is_finished() {
-                return Err("the Workload API did not start listening".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(Agent {
-            _dir: dir,
-            socket,
-            stop: Some(stop),
-            task,
-        })
-    }
-
-    fn address(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    async fn spiffe_client(&self) -> Result<spiffe::WorkloadApiClient, BoxError> {
-        Ok(spiffe::WorkloadApiClient::connect_to(self.address()).await?)
-    }
-
-    /// Our generated client, which sends no security header unless told to.
-    async fn raw_client(&self) -> Result<SpiffeWorkloadApiClient<Channel>, BoxError> {
-        let path = self.socket.clone();
-        let channel = Endpoint::try_from("http://[::]:50051")?
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-            }))
-            .await?;
-        Ok(SpiffeWorkloadApiClient::new(channel))
-    }
-
-    async fn shutdown(mut self) -> TestResult {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task).await???;
-        Ok(())
-    }
-}
-
-fn with_header<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "workload.spiffe.io",
-        tonic::metadata::MetadataValue::from_static("true"),
-    );
-    request
-}
-
-async fn next_within<S, T>(stream: &mut S, deadline: Duration) -> Result<T, BoxError>
-where
-    S: Stream<Item = T> + Unpin,
-{
-    tokio::time::timeout(deadline, stream.next())
-        .await
-        .map_err(|_| "no message in time")?
-        .ok_or_else(|| "stream ended".into())
-}
-
-async fn assert_quiet<S, T>(stream: &mut S) -> TestResult
-where
-    S: Stream<Item = T> + Unpin,
-{
-    if tokio::time::timeout(QUIET_PERIOD, stream.next())
-        .await
-        .is_ok()
-    {
-        return Err("unexpected message on the stream".into());
-    }
-    Ok(())
-}
+use common::*;
 
 fn spiffe_td(name: &str) -> Result<spiffe::TrustDomain, BoxError> {
     Ok(spiffe::TrustDomain::new(name)?)
@@ -409,6 +161,7 @@ async fn unauthenticated_verifiers_get_the_own_bundle_when_allowed() -> TestResu
     let config = WorkloadApiConfig {
         socket_path: dir.path().join("api.sock"),
         allow_unauthenticated_verifiers: true,
+        ..WorkloadApiConfig::default()
     };
     let attestors = Arc::new(WorkloadAttestors::new(vec![Arc::new(UnixAttestor::new(
         UnixAttestorConfig::default(),

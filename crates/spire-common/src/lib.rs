@@ -27,3 +27,4 @@ pub mod signals;
 pub mod tls;
 pub mod uds;
 pub mod umask;
+pub mod x509pop;

@@ -120,6 +120,12 @@ impl Quickstart {
     /// disk UpstreamAuthority with the demo CA), with `extra_server` appended inside the
     /// `server { }` block, and waits until it is healthy.
     pub fn start(extra_server: &str) -> Quickstart {
+        Quickstart::start_with_plugins(extra_server, "")
+    }
+
+    /// As [`Quickstart::start`], with `extra_plugins` (plugin blocks, e.g. a second
+    /// `NodeAttestor`) appended inside the `plugins { }` block.
+    pub fn start_with_plugins(extra_server: &str, extra_plugins: &str) -> Quickstart {
         let dir = tempfile::Builder::new()
             .prefix("spire-e2e")
             .tempdir()
@@ -161,6 +167,7 @@ plugins {{
             cert_file_path = "{c}/server/dummy_upstream_ca.crt"
         }}
     }}
+    {extra_plugins}
 }}
 "#,
             c = conf.display()
@@ -210,6 +217,15 @@ plugins {{
     /// Writes an agent config named `name` (its own data dir and socket) and returns the
     /// config path and the Workload API socket.
     pub fn agent_config(&self, name: &str) -> (PathBuf, PathBuf) {
+        self.agent_config_with(
+            name,
+            "NodeAttestor \"join_token\" {\n        plugin_data {\n        }\n    }",
+        )
+    }
+
+    /// As [`Quickstart::agent_config`], with `node_attestor_block` (a whole
+    /// `NodeAttestor "<name>" { ... }` block) instead of the join token attestor.
+    pub fn agent_config_with(&self, name: &str, node_attestor_block: &str) -> (PathBuf, PathBuf) {
         let d = self.dir.path().join(name);
         std::fs::create_dir_all(&d).expect("agent dir");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -226,10 +242,7 @@ plugins {{
 }}
 
 plugins {{
-    NodeAttestor "join_token" {{
-        plugin_data {{
-        }}
-    }}
+    {node_attestor_block}
     KeyManager "disk" {{
         plugin_data {{
             directory = "{data}"

@@ -2,11 +2,13 @@
 //! SPIRE server APIs over TCP (mTLS) and the admin Unix socket.
 
 pub mod api;
+pub mod attestation;
 pub mod authz;
 pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod datastore;
+pub mod federation;
 pub use spire_common::keymanager;
 pub mod run;
 pub mod upstream;

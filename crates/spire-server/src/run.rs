@@ -19,6 +19,7 @@ use spire_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use spire_proto::spire::api::server::localauthority::v1::local_authority_server::LocalAuthorityServer;
 use spire_proto::spire::api::server::logger::v1::logger_server::LoggerServer;
 use spire_proto::spire::api::server::svid::v1::svid_server::SvidServer;
+use spire_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
 use spire_proto::spirers::server::notify::v1::notify_server::NotifyServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -36,6 +37,7 @@ use crate::api::localauthority::LocalAuthorityService;
 use crate::api::logger::LoggerService;
 use crate::api::notify::NotifyHub;
 use crate::api::svid::SvidService;
+use crate::api::trustdomain::TrustDomainService;
 use crate::ca::{CaConfig, ServerCa, SystemClock};
 use crate::cli::CliError;
 use crate::config::{ServerConfig, ServerFlags};
@@ -100,6 +102,7 @@ pub fn validate(config: &ServerConfig) -> Result<(), ServerError> {
 struct Plugins {
     key_manager: Arc<dyn KeyManager>,
     upstream: Option<Arc<dyn UpstreamAuthority>>,
+    node_attestors: crate::attestation::NodeAttestors,
 }
 
 fn unknown_plugin(kind: &str, name: &str, known: &[&str]) -> ServerError {
@@ -112,6 +115,7 @@ fn unknown_plugin(kind: &str, name: &str, known: &[&str]) -> ServerError {
 fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
     let mut key_manager: Option<Arc<dyn KeyManager>> = None;
     let mut upstream: Option<Arc<dyn UpstreamAuthority>> = None;
+    let mut node_attestors = crate::attestation::NodeAttestors::new();
     for plugin in &config.plugins {
         if !plugin.enabled {
             continue;
@@ -147,8 +151,26 @@ fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
                 return Err(unknown_plugin("UpstreamAuthority", other, &["disk"]));
             }
             ("NodeAttestor", "join_token") => {}
+            ("NodeAttestor", "x509pop") => {
+                use crate::attestation::x509pop::{X509PopAttestor, X509PopConfig};
+                let cfg = X509PopConfig::from_plugin(plugin).map_err(ServerError::Plugin)?;
+                let attestor = X509PopAttestor::new(config.trust_domain.clone(), &cfg)
+                    .map_err(ServerError::Plugin)?;
+                node_attestors.insert(Arc::new(attestor));
+            }
+            ("NodeAttestor", "aws_iid") => {
+                use crate::attestation::aws_iid::{AwsIidAttestor, AwsIidConfig};
+                let cfg = AwsIidConfig::from_plugin(plugin).map_err(ServerError::Plugin)?;
+                let attestor = AwsIidAttestor::new(config.trust_domain.clone(), &cfg)
+                    .map_err(ServerError::Plugin)?;
+                node_attestors.insert(Arc::new(attestor));
+            }
             ("NodeAttestor", other) => {
-                return Err(unknown_plugin("NodeAttestor", other, &["join_token"]));
+                return Err(unknown_plugin(
+                    "NodeAttestor",
+                    other,
+                    &["join_token", "x509pop", "aws_iid"],
+                ));
             }
             (kind, name) => {
                 return Err(ServerError::Plugin(format!(
@@ -162,6 +184,7 @@ fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
     Ok(Plugins {
         key_manager,
         upstream,
+        node_attestors,
     })
 }
 
@@ -247,6 +270,7 @@ pub async fn run_with_logger(
         .await?,
     );
     let plugins = load_plugins(&config)?;
+    let node_attestors = plugins.node_attestors.clone();
     let ca = Arc::new(ServerCa::new(
         ca_config(&config),
         plugins.key_manager,
@@ -288,6 +312,28 @@ pub async fn run_with_logger(
     });
     let stop = CancellationToken::new();
 
+    // Federation: the bundle refresher and, when configured, the bundle endpoint.
+    let federation = config.federation.clone().unwrap_or_default();
+    let refresher = Arc::new(crate::federation::BundleRefresher::new(
+        store.clone(),
+        config.trust_domain.clone(),
+        federation.federates_with.clone(),
+        crate::federation::client::system_web_roots(),
+    ));
+    if let Some(endpoint) = &federation.bundle_endpoint {
+        let endpoint = crate::federation::endpoint::BundleEndpoint::bind(
+            endpoint,
+            config.trust_domain.clone(),
+            store.clone(),
+            server_svid.clone(),
+            &stop,
+        )
+        .await
+        .map_err(|e| ServerError::Listen(e.to_string()))?;
+        tokio::spawn(endpoint.serve(stop.clone()));
+    }
+    tokio::spawn(refresher.clone().run(stop.clone()));
+
     // Push committed changes to watching agents.
     let mut changes = store.subscribe();
     let feed_hub = hub.clone();
@@ -326,10 +372,17 @@ pub async fn run_with_logger(
     let tcp_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .layer(AuthzLayer::new(facts.clone()))
-        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(AgentServer::new(AgentService::with_node_attestors(
+            ctx.clone(),
+            node_attestors.clone(),
+        )))
         .add_service(BundleServer::new(BundleService::new(ctx.clone())))
         .add_service(EntryServer::new(EntryService::new(ctx.clone())))
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(TrustDomainServer::new(TrustDomainService::new(
+            ctx.clone(),
+            refresher.clone(),
+        )))
         .add_service(LocalAuthorityServer::new(LocalAuthorityService::new(
             ctx.clone(),
             ca_changed.clone(),
@@ -353,10 +406,17 @@ pub async fn run_with_logger(
         .await;
     let uds_server = Server::builder()
         .layer(AuthzLayer::new(facts))
-        .add_service(AgentServer::new(AgentService::new(ctx.clone())))
+        .add_service(AgentServer::new(AgentService::with_node_attestors(
+            ctx.clone(),
+            node_attestors.clone(),
+        )))
         .add_service(BundleServer::new(BundleService::new(ctx.clone())))
         .add_service(EntryServer::new(EntryService::new(ctx.clone())))
         .add_service(SvidServer::new(SvidService::new(ctx.clone())))
+        .add_service(TrustDomainServer::new(TrustDomainService::new(
+            ctx.clone(),
+            refresher.clone(),
+        )))
         .add_service(LocalAuthorityServer::new(LocalAuthorityService::new(
             ctx.clone(),
             ca_changed.clone(),

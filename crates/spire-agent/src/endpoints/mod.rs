@@ -1,5 +1,5 @@
-//! The agent's public endpoint: the SPIFFE Workload API on a Unix socket
-//! (SPIRE's `pkg/agent/endpoints`).
+//! The agent's public endpoint: the SPIFFE Workload API and Envoy SDS v3 on a Unix
+//! socket (SPIRE's `pkg/agent/endpoints`).
 //!
 //! [`serve`] binds the socket (see [`bind_socket`]), tracks every connection's caller
 //! ([`tracked_incoming`]) and serves [`WorkloadApiHandler`] until `shutdown` completes;
@@ -7,6 +7,7 @@
 //! agent can mount further services (SDS, health) on the same socket.
 
 mod listener;
+pub mod sds;
 pub mod workload_api;
 
 use std::future::Future;
@@ -14,13 +15,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use spire_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use thiserror::Error;
 use tokio::net::UnixListener;
 
 pub use listener::{PeerConn, PeerConnectInfo, bind_socket, tracked_incoming};
+pub use sds::SdsHandler;
 pub use workload_api::{WorkloadApiHandler, check_security_header};
 
+use crate::config::SdsConfig;
 use crate::manager::{Cache, JwtSvidMinter};
 use crate::workload::WorkloadAttestors;
 
@@ -35,6 +39,9 @@ pub struct WorkloadApiConfig {
     /// Serve bundles to callers without identity (agent option
     /// `allow_unauthenticated_verifiers`).
     pub allow_unauthenticated_verifiers: bool,
+    /// Envoy SDS v3 on the same socket with these options (agent block `sds`), or
+    /// `None` when `disable_sds_api` is set.
+    pub sds: Option<SdsConfig>,
 }
 
 impl Default for WorkloadApiConfig {
@@ -42,6 +49,7 @@ impl Default for WorkloadApiConfig {
         WorkloadApiConfig {
             socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
             allow_unauthenticated_verifiers: false,
+            sds: Some(SdsConfig::default()),
         }
     }
 }
@@ -78,25 +86,39 @@ pub enum EndpointsError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Serves the Workload API on `socket_path`, minting JWT-SVIDs with `minter`, until
-/// `shutdown` completes.
+/// Serves the Workload API on `socket_path`, minting JWT-SVIDs with `minter`, and SDS
+/// with the `sds` options unless `None` (`disable_sds_api`), until `shutdown` completes.
 pub async fn serve_with_minter(
     socket_path: impl AsRef<Path>,
     cache: Arc<Cache>,
     attestors: Arc<WorkloadAttestors>,
     minter: Arc<dyn JwtSvidMinter>,
+    sds: Option<SdsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
     let config = WorkloadApiConfig {
         socket_path: socket_path.as_ref().to_path_buf(),
+        sds,
         ..WorkloadApiConfig::default()
     };
     let listener = bind_socket(&config.socket_path)?;
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
+    let sds = sds_handler(&config, &cache, &attestors);
     let handler = WorkloadApiHandler::new(cache, attestors)
         .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
         .with_jwt_minter(minter);
-    serve_listener(listener, handler, shutdown).await
+    serve_listener_with_sds(listener, handler, sds, shutdown).await
+}
+
+fn sds_handler(
+    config: &WorkloadApiConfig,
+    cache: &Arc<Cache>,
+    attestors: &Arc<WorkloadAttestors>,
+) -> Option<SdsHandler> {
+    config
+        .sds
+        .clone()
+        .map(|sds| SdsHandler::new(Arc::clone(cache), Arc::clone(attestors), sds))
 }
 
 /// Serves the Workload API on `socket_path` until `shutdown` completes (without a
@@ -123,9 +145,10 @@ pub async fn serve_with_config(
 ) -> Result<(), EndpointsError> {
     let listener = bind_socket(&config.socket_path)?;
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
+    let sds = sds_handler(config, &cache, &attestors);
     let handler = WorkloadApiHandler::new(cache, attestors)
         .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers);
-    serve_listener(listener, handler, shutdown).await
+    serve_listener_with_sds(listener, handler, sds, shutdown).await
 }
 
 /// Serves `handler` on an already bound listener until `shutdown` completes; then ends
@@ -135,9 +158,23 @@ pub async fn serve_listener(
     handler: WorkloadApiHandler,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
+    serve_listener_with_sds(listener, handler, None, shutdown).await
+}
+
+/// Serves `handler` and, if given, the SDS handler `sds` on an already bound listener
+/// until `shutdown` completes; then ends the open streams of both and waits for the
+/// connections to drain.
+pub async fn serve_listener_with_sds(
+    listener: UnixListener,
+    handler: WorkloadApiHandler,
+    sds: Option<SdsHandler>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
     let streams = handler.shutdown_token();
+    let sds = sds.map(|sds| SecretDiscoveryServiceServer::new(sds.with_shutdown(streams.clone())));
     tonic::transport::Server::builder()
         .add_service(SpiffeWorkloadApiServer::new(handler))
+        .add_optional_service(sds)
         .serve_with_incoming_shutdown(tracked_incoming(listener), async move {
             shutdown.await;
             streams.cancel();

@@ -135,50 +135,53 @@ impl WorkloadApiHandler {
     /// Checks the header and attests the caller of `request`.
     async fn start_call<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         check_security_header(request.metadata())?;
-        let watcher = caller_watcher(request)?;
-        let pid = watcher.pid();
-        let selectors = match self.attestors.attest(pid).await {
-            Ok(selectors) => selectors,
-            Err(error) => {
-                tracing::error!(pid, error = %error, "Workload attestation failed");
-                return Err(Status::unavailable(error.to_string()));
-            }
-        };
-        // The attested process must still be the one that connected.
-        if let Err(error) = watcher.is_alive() {
-            tracing::warn!(pid, error = %error, "Could not verify existence of the original caller");
-            watcher.close();
-            return Err(Status::unauthenticated(format!(
-                "could not verify existence of the original caller: {error}"
-            )));
-        }
-        Ok(Caller {
-            pid,
-            selectors,
-            quiet: u32::try_from(pid).ok() == Some(std::process::id()),
-        })
+        attest_caller(&self.attestors, request).await
     }
 
     fn stream_state(&self, caller: Caller) -> StreamState {
-        StreamState {
-            cache: Arc::clone(&self.cache),
-            updates: self.cache.subscribe(),
-            shutdown: self.shutdown.clone(),
-            caller,
-            first: true,
-            waiting_logged: false,
-            done: false,
-        }
+        StreamState::new(Arc::clone(&self.cache), caller, self.shutdown.clone())
     }
+}
+
+/// Attests the caller of `request` (shared by every service on the public socket): the
+/// pid from the connection, every workload attestor, then the PID-reuse check.
+pub(crate) async fn attest_caller<T>(
+    attestors: &WorkloadAttestors,
+    request: &Request<T>,
+) -> Result<Caller, Status> {
+    let watcher = caller_watcher(request)?;
+    let pid = watcher.pid();
+    let selectors = match attestors.attest(pid).await {
+        Ok(selectors) => selectors,
+        Err(error) => {
+            tracing::error!(pid, error = %error, "Workload attestation failed");
+            return Err(Status::unavailable(error.to_string()));
+        }
+    };
+    // The attested process must still be the one that connected.
+    if let Err(error) = watcher.is_alive() {
+        tracing::warn!(pid, error = %error, "Could not verify existence of the original caller");
+        watcher.close();
+        return Err(Status::unauthenticated(format!(
+            "could not verify existence of the original caller: {error}"
+        )));
+    }
+    Ok(Caller {
+        pid,
+        selectors,
+        quiet: u32::try_from(pid).ok() == Some(std::process::id()),
+    })
 }
 
 /// The attested caller of one RPC.
 #[derive(Debug, Clone)]
-struct Caller {
-    pid: i32,
-    selectors: Vec<Selector>,
+pub(crate) struct Caller {
+    /// The caller's process ID.
+    pub(crate) pid: i32,
+    /// The caller's selectors.
+    pub(crate) selectors: Vec<Selector>,
     /// The agent itself (its health check): keep it out of the logs.
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 /// The caller's watcher: the one of the tracked connection, or (when the service is
@@ -210,23 +213,37 @@ enum Step<T> {
     Fail(Status),
 }
 
-/// The part of a stream's state shared by the X.509-SVID and bundle streams.
-struct StreamState {
+/// The part of a stream's state shared by the Workload API and SDS streams: the
+/// caller's subscription to the cache.
+pub(crate) struct StreamState {
     cache: Arc<Cache>,
     updates: watch::Receiver<u64>,
     shutdown: CancellationToken,
-    caller: Caller,
+    pub(crate) caller: Caller,
     first: bool,
     waiting_logged: bool,
     done: bool,
 }
 
 impl StreamState {
+    /// Subscribes `caller` to `cache`; the stream ends when `shutdown` is cancelled.
+    pub(crate) fn new(cache: Arc<Cache>, caller: Caller, shutdown: CancellationToken) -> Self {
+        StreamState {
+            updates: cache.subscribe(),
+            cache,
+            shutdown,
+            caller,
+            first: true,
+            waiting_logged: false,
+            done: false,
+        }
+    }
+
     /// The caller's current view of the cache, or `None` while the stream must wait
     /// for SVIDs (SPIRE blocks a new subscriber until every matching entry has its
     /// SVID; an established stream waits only when it would otherwise lose its last
     /// identity to an entry being re-signed).
-    fn view(&mut self) -> Option<WorkloadUpdate> {
+    pub(crate) fn view(&mut self) -> Option<WorkloadUpdate> {
         self.updates.borrow_and_update();
         let update = self.cache.workload_update(&self.caller.selectors);
         let must_wait = update.pending > 0 && (self.first || update.identities.is_empty());
@@ -243,7 +260,7 @@ impl StreamState {
 
     /// Waits for the next cache change; false when the stream must end (shutdown or
     /// the cache is gone).
-    async fn changed(&mut self) -> bool {
+    pub(crate) async fn changed(&mut self) -> bool {
         tokio::select! {
             changed = self.updates.changed() => changed.is_ok(),
             () = self.shutdown.cancelled() => false,

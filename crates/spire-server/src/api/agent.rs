@@ -1,4 +1,5 @@
-//! `spire.api.server.agent.v1.Agent`: node attestation with join tokens, agent SVID
+//! `spire.api.server.agent.v1.Agent`: node attestation (join tokens inline, other types
+//! through the configured [`NodeAttestor`]s with the challenge relay), agent SVID
 //! renewal and join token creation (server.md §3.4, §6).
 
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::entry::agent_id;
 use super::{ApiContext, store_status};
+use crate::attestation::{Challenger, NodeAttestor, NodeAttestors};
 use crate::datastore::{
     AttestedNode, AttestedNodeMask, DataStoreError, JoinToken, JoinTokenOutcome,
     ListAttestedNodesRequest, MatchBehavior, Pagination, RegistrationEntry, Selector,
@@ -31,12 +33,48 @@ const MAX_AGENT_VERSION_LEN: usize = 255;
 #[derive(Clone)]
 pub struct AgentService {
     ctx: Arc<ApiContext>,
+    attestors: NodeAttestors,
 }
 
 impl AgentService {
-    /// The service over the shared API context.
+    /// The service over the shared API context (join token attestation only).
     pub fn new(ctx: Arc<ApiContext>) -> Self {
-        AgentService { ctx }
+        AgentService {
+            ctx,
+            attestors: NodeAttestors::new(),
+        }
+    }
+
+    /// The service with the configured node attestors.
+    pub fn with_node_attestors(ctx: Arc<ApiContext>, attestors: NodeAttestors) -> Self {
+        AgentService { ctx, attestors }
+    }
+}
+
+/// Relays an attestor's challenges over the `AttestAgent` stream.
+struct StreamChallenger {
+    requests: Streaming<pb::AttestAgentRequest>,
+    responses: tokio::sync::mpsc::Sender<Result<pb::AttestAgentResponse, Status>>,
+}
+
+#[tonic::async_trait]
+impl Challenger for StreamChallenger {
+    async fn challenge(&mut self, challenge: Vec<u8>) -> Result<Vec<u8>, Status> {
+        self.responses
+            .send(Ok(pb::AttestAgentResponse {
+                step: Some(pb::attest_agent_response::Step::Challenge(challenge)),
+            }))
+            .await
+            .map_err(|_| Status::cancelled("agent went away during attestation"))?;
+        let request = self
+            .requests
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("missing challenge response"))?;
+        match request.step {
+            Some(pb::attest_agent_request::Step::ChallengeResponse(response)) => Ok(response),
+            _ => Err(Status::invalid_argument("expected a challenge response")),
+        }
     }
 }
 
@@ -225,15 +263,25 @@ impl AgentApi for AgentService {
             ));
         }
         if data.r#type != JOIN_TOKEN {
-            return Err(Status::failed_precondition(format!(
-                "error getting node attestor: could not find node attestor type \"{}\"",
-                data.r#type
+            let attestor = self.attestors.get(&data.r#type).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "error getting node attestor: could not find node attestor type \"{}\"",
+                    data.r#type
+                ))
+            })?;
+            return Ok(Response::new(self.attest_with_plugin(
+                attestor,
+                data.payload,
+                csr,
+                stream,
             )));
         }
         let token = String::from_utf8(data.payload)
             .map_err(|_| Status::invalid_argument("join token is not valid UTF-8"))?;
         let agent = self.attest_join_token(&token).await?;
-        let result = self.issue_agent_svid(&agent, &csr).await?;
+        let result = self
+            .issue_agent_svid(&agent, &csr, JOIN_TOKEN, &[], false)
+            .await?;
         let response = pb::AttestAgentResponse {
             step: Some(pb::attest_agent_response::Step::Result(result)),
         };
@@ -559,11 +607,80 @@ impl AgentService {
         .map_err(|e| Status::internal(format!("failed to create join token ID: {e}")))
     }
 
-    /// Signs the agent SVID and records the attested node.
+    /// Runs a plugin attestation in a task that relays its challenges over the stream,
+    /// then issues the SVID; the returned stream carries the challenges and the result
+    /// (or the failure).
+    fn attest_with_plugin(
+        &self,
+        attestor: Arc<dyn NodeAttestor>,
+        payload: Vec<u8>,
+        csr: Vec<u8>,
+        requests: Streaming<pb::AttestAgentRequest>,
+    ) -> AttestStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut challenger = StreamChallenger {
+                requests,
+                responses: tx.clone(),
+            };
+            let outcome = async {
+                let attested = attestor.attest(&payload, &mut challenger).await?;
+                if !attested.agent_id.is_member_of(&service.ctx.trust_domain) {
+                    return Err(Status::internal(format!(
+                        "attestor returned an agent ID outside the trust domain: {}",
+                        attested.agent_id
+                    )));
+                }
+                if !attested.can_reattest {
+                    // Trust on first use, as SPIRE's AssessTOFU: a node record for this
+                    // agent ID means the attestation data was already used.
+                    let existing = service
+                        .ctx
+                        .store
+                        .fetch_attested_node(attested.agent_id.as_str())
+                        .await
+                        .map_err(store_status)?;
+                    if existing.is_some() {
+                        return Err(Status::permission_denied(
+                            "failed to attest: attestation data has already been used to attest an agent",
+                        ));
+                    }
+                }
+                if !attested.agent_id.path().starts_with("/spire/agent/") {
+                    tracing::warn!(agent_id = %attested.agent_id, "The node attestor produced an agent ID outside the agent namespace");
+                }
+                service
+                    .issue_agent_svid(
+                        &attested.agent_id,
+                        &csr,
+                        attestor.name(),
+                        &attested.selectors,
+                        attested.can_reattest,
+                    )
+                    .await
+            }
+            .await;
+            if let Err(status) = &outcome {
+                tracing::warn!(node_attestor_type = attestor.name(), error = %status.message(), "Agent attestation failed");
+            }
+            let message = outcome.map(|result| pb::AttestAgentResponse {
+                step: Some(pb::attest_agent_response::Step::Result(result)),
+            });
+            let _ = tx.send(message).await;
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    /// Signs the agent SVID and records the attested node with its attestation type,
+    /// node selectors (values, typed by `attestation_type`) and re-attestability.
     async fn issue_agent_svid(
         &self,
         agent: &SpiffeId,
         csr: &[u8],
+        attestation_type: &str,
+        selector_values: &[String],
+        can_reattest: bool,
     ) -> Result<pb::attest_agent_response::Result, Status> {
         let existing = self
             .ctx
@@ -586,10 +703,10 @@ impl AgentService {
         let (serial, not_after) = serial_and_expiry(chain[0].as_ref())?;
         let node = AttestedNode {
             spiffe_id: agent.to_string(),
-            attestation_data_type: JOIN_TOKEN.into(),
+            attestation_data_type: attestation_type.into(),
             cert_serial_number: serial,
             cert_not_after: not_after,
-            can_reattest: false,
+            can_reattest,
             ..Default::default()
         };
         match existing {
@@ -606,6 +723,7 @@ impl AgentService {
                     .update_attested_node(
                         &node,
                         Some(&AttestedNodeMask {
+                            attestation_data_type: true,
                             cert_serial_number: true,
                             cert_not_after: true,
                             new_cert_serial_number: true,
@@ -618,15 +736,22 @@ impl AgentService {
                     .map_err(store_status)?;
             }
         }
+        let selectors: Vec<Selector> = selector_values
+            .iter()
+            .map(|value| Selector {
+                r#type: attestation_type.to_owned(),
+                value: value.clone(),
+            })
+            .collect();
         self.ctx
             .store
-            .set_node_selectors(agent.as_str(), &[])
+            .set_node_selectors(agent.as_str(), &selectors)
             .await
             .map_err(store_status)?;
-        tracing::info!(agent_id = %agent, node_attestor_type = JOIN_TOKEN, "Agent attestation request completed");
+        tracing::info!(agent_id = %agent, node_attestor_type = attestation_type, "Agent attestation request completed");
         Ok(pb::attest_agent_response::Result {
             svid: Some(x509_svid(agent, &chain)?),
-            reattestable: false,
+            reattestable: can_reattest,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod logger;
 pub mod notify;
 pub mod status;
 pub mod svid;
+pub mod trustdomain;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod agent;
 mod bundle;
 mod debug;
 mod entry;
+mod federation;
 mod healthcheck;
 mod jwt;
 mod localauthority;
@@ -77,6 +78,11 @@ enum Command {
     Bundle {
         #[command(subcommand)]
         command: bundle::BundleCommand,
+    },
+    /// Manages federation relationships with foreign trust domains.
+    Federation {
+        #[command(subcommand)]
+        command: federation::FederationCommand,
     },
     /// Manages the local X.509 and JWT authorities.
     #[command(name = "localauthority")]
@@ -178,6 +184,7 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
             Command::Entry { command } => command.run().await,
             Command::Agent { command } => command.run().await,
             Command::Bundle { command } => command.run().await,
+            Command::Federation { command } => command.run().await,
             Command::LocalAuthority { command } => command.run().await,
             Command::UpstreamAuthority { command } => command.run().await,
         }

@@ -1,0 +1,95 @@
+//! x509pop node attestation with the real binaries: the server trusts an agent CA, the
+//! agent proves possession of its node certificate's key, gets
+//! `spiffe://example.org/spire/agent/x509pop/<fingerprint>`, and serves a workload whose
+//! entry is parented to that ID.
+
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use spire_e2e::{Quickstart, current_uid, stderr, stdout, tail};
+
+#[test]
+fn agent_attests_with_x509pop_and_serves_workloads() {
+    // The node PKI, provisioned out of band.
+    let pki = tempfile::tempdir().expect("pki dir");
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "agent-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca, ca_key);
+    let node_key = KeyPair::generate().expect("node key");
+    let mut node = CertificateParams::default();
+    node.distinguished_name.push(DnType::CommonName, "node-1");
+    node.is_ca = IsCa::ExplicitNoCa;
+    node.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let node_cert = node.signed_by(&node_key, &issuer).expect("node cert");
+    let ca_path = pki.path().join("ca.pem");
+    let cert_path = pki.path().join("node.pem");
+    let key_path = pki.path().join("node.key");
+    std::fs::write(&ca_path, ca_cert.pem()).expect("write ca");
+    std::fs::write(&cert_path, node_cert.pem()).expect("write cert");
+    std::fs::write(&key_path, node_key.serialize_pem()).expect("write key");
+    let fingerprint = spire_common::x509pop::fingerprint(node_cert.der());
+    let agent_id = format!("spiffe://example.org/spire/agent/x509pop/{fingerprint}");
+
+    let qs = Quickstart::start_with_plugins(
+        "",
+        &format!(
+            "NodeAttestor \"x509pop\" {{\n plugin_data {{\n ca_bundle_path = \"{}\"\n }}\n }}",
+            ca_path.display()
+        ),
+    );
+    let (config, socket) = qs.agent_config_with(
+        "agent",
+        &format!(
+            "NodeAttestor \"x509pop\" {{\n plugin_data {{\n private_key_path = \"{}\"\n certificate_path = \"{}\"\n }}\n }}",
+            key_path.display(),
+            cert_path.display()
+        ),
+    );
+    let mut agent = qs.start_agent(&config, None, "agent.log");
+
+    let selector = format!("unix:uid:{}", current_uid());
+    let out = qs.server_cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        "spiffe://example.org/popservice",
+        "-selector",
+        &selector,
+    ]);
+    assert!(out.status.success(), "entry create: {}", stderr(&out));
+
+    let mut fetched = None;
+    qs.wait_until("the workload SVID", Duration::from_secs(30), || {
+        let out = qs.agent_cli(&socket, &["api", "fetch", "x509"]);
+        let ok = out.status.success();
+        fetched = Some(out);
+        ok || agent.try_exit().is_some()
+    });
+    let out = fetched.expect("fetched");
+    assert!(
+        out.status.success(),
+        "api fetch x509: {}\n--- agent log ---\n{}",
+        stderr(&out),
+        tail(&agent.log(), 30)
+    );
+    assert!(
+        stdout(&out).contains("SPIFFE ID:\t\tspiffe://example.org/popservice"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The server recorded the node as x509pop-attested, with its selectors.
+    let shown = qs.server_cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert!(shown.status.success(), "agent show: {}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(text.contains(&agent_id), "{text}");
+    assert!(text.contains("x509pop"), "{text}");
+    assert!(text.contains("subject:cn:node-1"), "{text}");
+    assert!(agent.log().contains(&agent_id) || text.contains(&agent_id));
+}
