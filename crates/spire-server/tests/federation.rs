@@ -3,128 +3,67 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::{Setup, TestServer, cli, free_port};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use spiffe_core::{BundleSet, SpiffeBundle, SpiffeId, TrustDomain};
 use spire_proto::spire::api::server::bundle::v1 as bundlepb;
-use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::trustdomain::v1 as tdpb;
 use spire_proto::spire::api::server::trustdomain::v1::trust_domain_client::TrustDomainClient;
 use spire_proto::spire::api::types::federation_relationship::BundleEndpointProfile;
 use spire_proto::spire::api::types::{self, FederationRelationship, HttpsspiffeProfile};
-use spire_server::config::{ServerConfig, ServerFlags};
 use spire_server::federation::client::{EndpointAuth, fetch_bundle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server running in-process; shut down on drop.
-struct TestServer {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
+/// A server of its own trust domain (self-signed CA) with a bundle endpoint.
+struct FedServer {
+    server: TestServer,
     endpoint_port: u16,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl TestServer {
+impl std::ops::Deref for FedServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl FedServer {
     /// Starts a server of `td` whose bundle endpoint uses `profile` (an HCL block).
-    async fn start(td: &str, profile: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+    async fn start(td: &str, profile: &str) -> FedServer {
         let endpoint_port = free_port();
-        let socket = dir.path().join("api.sock");
-        let data = dir.path().join("data");
-        let text = format!(
-            r#"
-server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "{td}"
-    data_dir = "{data}"
-    log_level = "WARN"
-    federation {{
+        let federation = format!(
+            r#"federation {{
         bundle_endpoint {{
             address = "127.0.0.1"
             port = {endpoint_port}
             refresh_hint = "2m"
             {profile}
         }}
-    }}
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{db}"
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data = {{}}
-    }}
-}}
-"#,
-            socket = socket.display(),
-            data = data.display(),
-            db = dir.path().join("datastore.sqlite3").display(),
+    }}"#
         );
-        let config = ServerConfig::parse(&text, &ServerFlags::default()).unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            if let Err(e) = spire_server::run::run(config, async {
-                let _ = rx.await;
-            })
-            .await
-            {
-                panic!("server failed: {e}");
-            }
-        });
-        let server = TestServer {
-            _dir: dir,
-            socket,
+        let server = TestServer::start_with(Setup {
+            trust_domain: td,
+            upstream: false,
+            extra_server: federation,
+            ..Setup::default()
+        })
+        .await;
+        FedServer {
+            server,
             endpoint_port,
-            shutdown: Some(tx),
-            task: Some(task),
-        };
-        for _ in 0..200 {
-            if server.socket.exists()
-                && let Ok(channel) = spire_common::uds::channel(&server.socket)
-                && BundleClient::new(channel)
-                    .get_bundle(bundlepb::GetBundleRequest::default())
-                    .await
-                    .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("server did not come up");
-    }
-
-    fn channel(&self) -> Channel {
-        spire_common::uds::channel(&self.socket).unwrap()
     }
 
     fn trust_domains(&self) -> TrustDomainClient<Channel> {
         TrustDomainClient::new(self.channel())
-    }
-
-    fn bundles(&self) -> BundleClient<Channel> {
-        BundleClient::new(self.channel())
     }
 
     fn endpoint_url(&self) -> String {
@@ -132,28 +71,11 @@ plugins {{
     }
 
     async fn own_bundle(&self) -> types::Bundle {
-        self.bundles()
-            .get_bundle(bundlepb::GetBundleRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
+        self.bundle().await
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -176,7 +98,7 @@ fn spiffe_relationship(
 }
 
 async fn create(
-    server: &TestServer,
+    server: &FedServer,
     rels: Vec<FederationRelationship>,
 ) -> Vec<tdpb::batch_create_federation_relationship_response::Result> {
     server
@@ -238,8 +160,8 @@ async fn raw_request(port: u16, bundle: &types::Bundle, expected: &str, request:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn federate_two_servers_over_https_spiffe() {
-    let a = TestServer::start("td-a.test", SPIFFE_PROFILE).await;
-    let b = TestServer::start("td-b.test", SPIFFE_PROFILE).await;
+    let a = FedServer::start("td-a.test", SPIFFE_PROFILE).await;
+    let b = FedServer::start("td-b.test", SPIFFE_PROFILE).await;
     let b_bundle = b.own_bundle().await;
 
     // A federates with B, bootstrapped with B's bundle.
@@ -383,7 +305,7 @@ async fn federate_two_servers_over_https_spiffe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bundle_endpoint_serves_json_and_refuses_post() {
-    let b = TestServer::start("td-b.test", SPIFFE_PROFILE).await;
+    let b = FedServer::start("td-b.test", SPIFFE_PROFILE).await;
     let bundle = b.own_bundle().await;
     let id = "spiffe://td-b.test/spire/server";
 
@@ -476,7 +398,7 @@ async fn https_web_endpoint_with_serving_cert_file() {
         cert.display(),
         key.display()
     );
-    let b = TestServer::start("td-b.test", &profile).await;
+    let b = FedServer::start("td-b.test", &profile).await;
     let td = TrustDomain::parse("td-b.test").unwrap();
     let fetched = fetch_bundle(&b.endpoint_url(), &td, &EndpointAuth::Web(Arc::new(roots)))
         .await
@@ -500,7 +422,7 @@ async fn https_web_endpoint_with_serving_cert_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trust_domain_api_validation() {
-    let a = TestServer::start("td-a.test", SPIFFE_PROFILE).await;
+    let a = FedServer::start("td-a.test", SPIFFE_PROFILE).await;
     let web = |td: &str, url: &str| FederationRelationship {
         trust_domain: td.into(),
         bundle_endpoint_url: url.into(),
@@ -598,37 +520,10 @@ async fn trust_domain_api_validation() {
     a.stop().await;
 }
 
-fn cli_at(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.push("-socketPath".into());
-    all.push(socket.display().to_string());
-    let out = Command::new(env!("CARGO_BIN_EXE_spire-server"))
-        .args(&all)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let socket = server.socket.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli_at(&socket, &args)
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn federation_cli() {
-    let a = TestServer::start("td-a.test", SPIFFE_PROFILE).await;
-    let b = TestServer::start("td-b.test", SPIFFE_PROFILE).await;
+    let a = FedServer::start("td-a.test", SPIFFE_PROFILE).await;
+    let b = FedServer::start("td-b.test", SPIFFE_PROFILE).await;
     let dir = tempfile::tempdir().unwrap();
     let b_pem: String = b
         .own_bundle()

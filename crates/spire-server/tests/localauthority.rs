@@ -3,116 +3,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{Keys, Setup, TestServer, cli};
+
+use std::path::Path;
 use std::time::Duration;
 
-use spire_proto::spire::api::server::bundle::v1 as bundlepb;
-use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
 use spire_proto::spire::api::server::localauthority::v1 as lapb;
 use spire_proto::spire::api::server::localauthority::v1::local_authority_client::LocalAuthorityClient;
 use spire_proto::spire::api::types;
-use spire_server::config::{ServerConfig, ServerFlags};
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// A server running in-process on `dir`; shut down on drop.
-struct TestServer {
-    socket: PathBuf,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+/// A self-signed (no UpstreamAuthority, so X.509 taint is allowed) server on `dir`.
+async fn start(dir: &Path, disk_keys: bool) -> TestServer {
+    TestServer::start_with(Setup {
+        dir: Some(dir),
+        keys: if disk_keys { Keys::Disk } else { Keys::Memory },
+        upstream: false,
+        ..Setup::default()
+    })
+    .await
 }
 
 impl TestServer {
-    /// Starts a server on `dir` with the `disk` KeyManager when `disk_keys`, else `memory`.
-    async fn start(dir: &Path, disk_keys: bool) -> TestServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let socket = dir.join("api.sock");
-        let key_manager = if disk_keys {
-            format!(
-                "KeyManager \"disk\" {{\n plugin_data {{\n keys_path = \"{}\"\n }}\n }}",
-                dir.join("keys.json").display()
-            )
-        } else {
-            "KeyManager \"memory\" {\n plugin_data = {}\n }".to_owned()
-        };
-        let text = format!(
-            r#"
-server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "example.org"
-    data_dir = "{data}"
-    log_level = "WARN"
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{db}"
-        }}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-    {key_manager}
-}}
-"#,
-            socket = socket.display(),
-            data = dir.join("data").display(),
-            db = dir.join("datastore.sqlite3").display(),
-        );
-        let config = ServerConfig::parse(&text, &ServerFlags::default()).unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            if let Err(e) = spire_server::run::run(config, async {
-                let _ = rx.await;
-            })
-            .await
-            {
-                panic!("server failed: {e}");
-            }
-        });
-        let server = TestServer {
-            socket,
-            shutdown: Some(tx),
-            task: Some(task),
-        };
-        for _ in 0..200 {
-            if server.socket.exists()
-                && let Ok(channel) = spire_common::uds::channel(&server.socket)
-                && BundleClient::new(channel)
-                    .get_bundle(bundlepb::GetBundleRequest::default())
-                    .await
-                    .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    }
-
-    fn channel(&self) -> Channel {
-        spire_common::uds::channel(&self.socket).unwrap()
-    }
-
     fn authority(&self) -> LocalAuthorityClient<Channel> {
         LocalAuthorityClient::new(self.channel())
-    }
-
-    async fn bundle(&self) -> types::Bundle {
-        BundleClient::new(self.channel())
-            .get_bundle(bundlepb::GetBundleRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
     }
 
     async fn x509_state(&self) -> lapb::GetX509AuthorityStateResponse {
@@ -129,26 +45,6 @@ plugins {{
             .await
             .unwrap()
             .into_inner()
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(15), task)
-                .await
-                .expect("server did not stop")
-                .unwrap();
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
@@ -174,35 +70,10 @@ fn jwt_by_id<'a>(bundle: &'a types::Bundle, id: &str) -> Option<&'a types::JwtKe
     bundle.jwt_authorities.iter().find(|k| k.key_id == id)
 }
 
-fn cli(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spire-server"))
-        .args(args)
-        .arg("-socketPath")
-        .arg(socket)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-async fn run_cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let socket = server.socket.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(&socket, &args)
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn x509_prepare_activate_taint_revoke() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), false).await;
+    let server = start(dir.path(), false).await;
     let mut la = server.authority();
 
     let state = server.x509_state().await;
@@ -370,7 +241,7 @@ async fn x509_prepare_activate_taint_revoke() {
 #[tokio::test(flavor = "multi_thread")]
 async fn jwt_prepare_activate_taint_revoke() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), false).await;
+    let server = start(dir.path(), false).await;
     let mut la = server.authority();
 
     let first = server.jwt_state().await.active.expect("an active JWT key");
@@ -448,10 +319,10 @@ async fn jwt_prepare_activate_taint_revoke() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_show_and_prepare() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), false).await;
+    let server = start(dir.path(), false).await;
     let active = server.x509_state().await.active.unwrap();
 
-    let (ok, out, err) = run_cli(&server, &["localauthority", "x509", "show"]).await;
+    let (ok, out, err) = cli(&server, &["localauthority", "x509", "show"]).await;
     assert!(ok, "{err}");
     let expires = time::OffsetDateTime::from_unix_timestamp(active.expires_at).unwrap();
     let expires = format!(
@@ -474,7 +345,7 @@ async fn cli_show_and_prepare() {
         )
     );
 
-    let (ok, out, err) = run_cli(&server, &["localauthority", "x509", "prepare"]).await;
+    let (ok, out, err) = cli(&server, &["localauthority", "x509", "prepare"]).await;
     assert!(ok, "{err}");
     let prepared = server.x509_state().await.prepared.unwrap();
     assert!(out.starts_with(&format!(
@@ -482,10 +353,10 @@ async fn cli_show_and_prepare() {
         prepared.authority_id
     )));
 
-    let (ok, _, err) = run_cli(&server, &["localauthority", "x509", "activate"]).await;
+    let (ok, _, err) = cli(&server, &["localauthority", "x509", "activate"]).await;
     assert!(!ok);
     assert_eq!(err.trim(), "Error: an authority ID is required");
-    let (ok, _, err) = run_cli(
+    let (ok, _, err) = cli(
         &server,
         &["localauthority", "x509", "taint", "-authorityID", "00ff"],
     )
@@ -496,13 +367,13 @@ async fn cli_show_and_prepare() {
         "Error: could not taint X.509 authority: rpc error: code = InvalidArgument desc = unexpected authority ID"
     );
 
-    let (ok, out, err) = run_cli(&server, &["localauthority", "jwt", "show"]).await;
+    let (ok, out, err) = cli(&server, &["localauthority", "jwt", "show"]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("Active JWT authority:\n  Authority ID: "));
     assert!(!out.contains("Upstream"));
     assert!(out.ends_with("Old JWT authority:\n  No old JWT authority found\n"));
 
-    let (ok, _, err) = run_cli(
+    let (ok, _, err) = cli(
         &server,
         &["upstreamauthority", "taint", "-subjectKeyID", "ab"],
     )
@@ -519,13 +390,13 @@ async fn cli_show_and_prepare() {
 #[tokio::test(flavor = "multi_thread")]
 async fn disk_key_manager_keeps_the_ca_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), true).await;
+    let server = start(dir.path(), true).await;
     let x509 = server.x509_state().await;
     let jwt = server.jwt_state().await;
     let bundle = server.bundle().await;
     server.stop().await;
 
-    let server = TestServer::start(dir.path(), true).await;
+    let server = start(dir.path(), true).await;
     assert_eq!(server.x509_state().await, x509);
     assert_eq!(server.jwt_state().await, jwt);
     let again = server.bundle().await;
@@ -543,7 +414,7 @@ async fn disk_key_manager_keeps_the_ca_across_restarts() {
         .prepared_authority
         .unwrap();
     server.stop().await;
-    let server = TestServer::start(dir.path(), true).await;
+    let server = start(dir.path(), true).await;
     let state = server.x509_state().await;
     assert_eq!(state.active, x509.active);
     assert_eq!(state.prepared, Some(prepared));
@@ -553,11 +424,11 @@ async fn disk_key_manager_keeps_the_ca_across_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_key_manager_mints_a_new_ca_on_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path(), false).await;
+    let server = start(dir.path(), false).await;
     let first = server.x509_state().await.active.unwrap();
     server.stop().await;
 
-    let server = TestServer::start(dir.path(), false).await;
+    let server = start(dir.path(), false).await;
     let second = server.x509_state().await.active.unwrap();
     assert_ne!(first.authority_id, second.authority_id);
     let bundle = server.bundle().await;

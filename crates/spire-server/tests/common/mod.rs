@@ -23,9 +23,45 @@ pub const UPSTREAM_KEY: &str = concat!(
     "/../../conf/server/dummy_upstream_ca.key"
 );
 
+/// Which KeyManager the test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// `KeyManager "memory"`: a new CA at every start.
+    Memory,
+    /// `KeyManager "disk"` with `keys.json` in the server's directory.
+    Disk,
+}
+
+/// How to set up a test server.
+pub struct Setup<'a> {
+    /// The directory to run in; `None` makes a temporary one owned by the server.
+    pub dir: Option<&'a Path>,
+    /// The trust domain.
+    pub trust_domain: &'a str,
+    /// The KeyManager.
+    pub keys: Keys,
+    /// Whether the CA is an intermediate under the demo `disk` UpstreamAuthority (else
+    /// self-signed).
+    pub upstream: bool,
+    /// HCL appended inside the `server { }` block.
+    pub extra_server: String,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            dir: None,
+            trust_domain: "example.org",
+            keys: Keys::Memory,
+            upstream: true,
+            extra_server: String::new(),
+        }
+    }
+}
+
 /// A server running in-process; shut down on drop.
 pub struct TestServer {
-    pub _dir: tempfile::TempDir,
+    pub _dir: Option<tempfile::TempDir>,
     pub socket: PathBuf,
     pub port: u16,
     pub config_path: PathBuf,
@@ -33,25 +69,58 @@ pub struct TestServer {
     pub task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestServer {
+    /// The quickstart shape: example.org, memory keys, demo upstream CA, join tokens.
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let socket = dir.path().join("api.sock");
-        let data = dir.path().join("data");
+        TestServer::start_with(Setup::default()).await
+    }
+
+    /// A server set up as `setup` says, once it answers on its admin socket.
+    pub async fn start_with(setup: Setup<'_>) -> TestServer {
+        let owned = match setup.dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().unwrap()),
+        };
+        let dir = setup
+            .dir
+            .map(Path::to_path_buf)
+            .or_else(|| owned.as_ref().map(|d| d.path().to_path_buf()))
+            .unwrap();
+        let port = free_port();
+        let socket = dir.join("api.sock");
+        let key_manager = match setup.keys {
+            Keys::Disk => format!(
+                "KeyManager \"disk\" {{\n plugin_data {{\n keys_path = \"{}\"\n }}\n }}",
+                dir.join("keys.json").display()
+            ),
+            Keys::Memory => "KeyManager \"memory\" {\n plugin_data = {}\n }".to_owned(),
+        };
+        let upstream = if setup.upstream {
+            format!(
+                "UpstreamAuthority \"disk\" {{\n plugin_data {{\n key_file_path = \"{UPSTREAM_KEY}\"\n cert_file_path = \"{UPSTREAM_CRT}\"\n }}\n }}"
+            )
+        } else {
+            String::new()
+        };
         let text = format!(
             r#"
 server {{
     bind_address = "127.0.0.1"
     bind_port = "{port}"
     socket_path = "{socket}"
-    trust_domain = "example.org"
+    trust_domain = "{td}"
     data_dir = "{data}"
     log_level = "WARN"
+    {extra}
 }}
 plugins {{
     DataStore "sql" {{
@@ -63,22 +132,17 @@ plugins {{
     NodeAttestor "join_token" {{
         plugin_data {{}}
     }}
-    KeyManager "memory" {{
-        plugin_data = {{}}
-    }}
-    UpstreamAuthority "disk" {{
-        plugin_data {{
-            key_file_path = "{UPSTREAM_KEY}"
-            cert_file_path = "{UPSTREAM_CRT}"
-        }}
-    }}
+    {key_manager}
+    {upstream}
 }}
 "#,
+            td = setup.trust_domain,
+            extra = setup.extra_server,
             socket = socket.display(),
-            data = data.display(),
-            db = dir.path().join("datastore.sqlite3").display(),
+            data = dir.join("data").display(),
+            db = dir.join("datastore.sqlite3").display(),
         );
-        let config_path = dir.path().join("server.conf");
+        let config_path = dir.join("server.conf");
         std::fs::write(&config_path, &text).unwrap();
         let config = ServerConfig::parse(&text, &ServerFlags::default()).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -92,7 +156,7 @@ plugins {{
             }
         });
         let server = TestServer {
-            _dir: dir,
+            _dir: owned,
             socket,
             port,
             config_path,
@@ -122,12 +186,25 @@ plugins {{
         BundleClient::new(self.channel())
     }
 
+    /// The trust domain's bundle.
+    pub async fn bundle(&self) -> spire_proto::spire::api::types::Bundle {
+        self.bundles()
+            .get_bundle(bundlepb::GetBundleRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Stops the server and waits until it has (needed before a restart on the same dir).
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("server did not stop")
+                .unwrap();
         }
     }
 }
