@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
 use rustls_pki_types::CertificateDer;
 use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain};
 use spire_common::convert::{bundle_from_proto, id_from_proto};
@@ -25,7 +26,8 @@ use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 use spire_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, NewJwtsvidRequest, NewX509svidParams,
 };
-use spire_proto::spire::api::types::{AttestationData, Entry, X509svid};
+use spire_proto::spire::api::types::permission_denied_details::Reason;
+use spire_proto::spire::api::types::{AttestationData, Entry, PermissionDeniedDetails, X509svid};
 use spire_proto::spirers::server::notify::v1::notify_client::NotifyClient;
 use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesRequest};
 use tonic::transport::Channel;
@@ -60,6 +62,54 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The `PermissionDeniedDetails.reason` the server attached to a PermissionDenied
+    /// status (server.md §3.5 item 6), if any.
+    pub fn permission_denied_reason(&self) -> Option<Reason> {
+        let status = self.status()?;
+        if status.code() != tonic::Code::PermissionDenied {
+            return None;
+        }
+        let rpc = RpcStatus::decode(status.details()).ok()?;
+        rpc.details
+            .iter()
+            .find(|d| d.type_url == <PermissionDeniedDetails as prost::Name>::type_url())
+            .and_then(|d| PermissionDeniedDetails::decode(d.value.as_slice()).ok())
+            .and_then(|d| Reason::try_from(d.reason).ok())
+    }
+
+    /// Whether the server refused the agent because it is banned (`AGENT_BANNED`): the
+    /// agent must delete its SVID and shut down (agent.md §5.3).
+    pub fn is_agent_banned(&self) -> bool {
+        self.permission_denied_reason() == Some(Reason::AgentBanned)
+    }
+
+    /// Whether the server requires the agent to attest again (`AGENT_EXPIRED`,
+    /// `AGENT_NOT_ATTESTED`, `AGENT_NOT_ACTIVE`, `AGENT_MUST_REATTEST`): the agent
+    /// deletes its SVID and shuts down, so that the next start re-attests.
+    pub fn must_reattest(&self) -> bool {
+        matches!(
+            self.permission_denied_reason(),
+            Some(
+                Reason::AgentExpired
+                    | Reason::AgentNotAttested
+                    | Reason::AgentNotActive
+                    | Reason::AgentMustReattest
+            )
+        )
+    }
+}
+
+/// `google.rpc.Status`, the payload of the `grpc-status-details-bin` trailer; the
+/// server's `permission_denied_with_reason` packs `PermissionDeniedDetails` into it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
 }
 
 /// The outcome of node attestation.
@@ -438,5 +488,49 @@ impl JwtSvidMinter for ServerClient {
         ServerClient::new_jwt_svid(self, entry_id, audience)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PermissionDenied status shaped as the server's `permission_denied_with_reason`.
+    fn denied(reason: Reason) -> ClientError {
+        let any = prost_types::Any {
+            type_url: <PermissionDeniedDetails as prost::Name>::type_url(),
+            value: PermissionDeniedDetails {
+                reason: reason as i32,
+            }
+            .encode_to_vec(),
+        };
+        let rpc = RpcStatus {
+            code: tonic::Code::PermissionDenied as i32,
+            message: "denied".into(),
+            details: vec![any],
+        };
+        ClientError::Status(tonic::Status::with_details(
+            tonic::Code::PermissionDenied,
+            "denied",
+            rpc.encode_to_vec().into(),
+        ))
+    }
+
+    #[test]
+    fn permission_denied_reasons_are_decoded() {
+        assert!(denied(Reason::AgentBanned).is_agent_banned());
+        assert!(!denied(Reason::AgentBanned).must_reattest());
+        for reason in [
+            Reason::AgentExpired,
+            Reason::AgentNotAttested,
+            Reason::AgentNotActive,
+            Reason::AgentMustReattest,
+        ] {
+            assert!(denied(reason).must_reattest(), "{reason:?}");
+            assert!(!denied(reason).is_agent_banned(), "{reason:?}");
+        }
+        let plain = ClientError::Status(tonic::Status::permission_denied("no details"));
+        assert_eq!(plain.permission_denied_reason(), None);
+        assert!(!ClientError::Connect("down".into()).is_agent_banned());
     }
 }

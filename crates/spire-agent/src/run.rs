@@ -20,7 +20,10 @@ use crate::config::{AgentConfig, AgentFlags, TrustBundleFormat, TrustBundleSourc
 use crate::manager::Cache;
 use crate::manager::sync::{Synchronizer, csr_for};
 use crate::storage::{AgentState, Storage};
-use crate::workload::{UnixAttestor, UnixAttestorConfig, WorkloadAttestor, WorkloadAttestors};
+use crate::workload::{
+    DockerAttestor, DockerAttestorConfig, SystemdAttestor, UnixAttestor, UnixAttestorConfig,
+    WorkloadAttestor, WorkloadAttestors,
+};
 
 /// KeyManager key IDs of the agent SVID, alternating at each renewal (agent.md §4.5).
 const AGENT_KEY_IDS: [&str; 2] = ["agent-svid-A", "agent-svid-B"];
@@ -53,6 +56,47 @@ pub enum AgentError {
     /// The Workload API could not be served.
     #[error(transparent)]
     Endpoints(#[from] crate::endpoints::EndpointsError),
+    /// The server refused the agent (banned, or it must attest again); the agent SVID
+    /// was deleted.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The server refused the agent itself with a `PermissionDeniedDetails` reason
+/// (agent.md §5.3, server.md §3.5 item 6): retrying is pointless.
+#[derive(Debug, Clone)]
+struct Refusal {
+    /// `AGENT_BANNED`, as opposed to a reason that calls for a new attestation.
+    banned: bool,
+    /// The server's error.
+    error: String,
+}
+
+impl Refusal {
+    /// The refusal carried by `error`, if it is one.
+    fn of(error: &ClientError) -> Option<Refusal> {
+        (error.is_agent_banned() || error.must_reattest()).then(|| Refusal {
+            banned: error.is_agent_banned(),
+            error: error.to_string(),
+        })
+    }
+
+    /// Does what SPIRE's agent does on a refusal: logs it, deletes the stored agent SVID
+    /// (keeping the bundle) so the next start attests again, and returns the error to
+    /// exit with.
+    fn delete_svid(&self, storage: &Storage, state: &std::sync::Mutex<AgentState>) -> AgentError {
+        if self.banned {
+            tracing::error!(error = %self.error, "Agent is banned: removing SVID and shutting down");
+        } else {
+            tracing::error!(error = %self.error, "Agent needs to re-attest: removing SVID and shutting down");
+        }
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        state.svid.clear();
+        if let Err(e) = storage.save(&state) {
+            tracing::error!(error = %e, "Failed to remove the agent SVID");
+        }
+        AgentError::Refused(self.error.clone())
+    }
 }
 
 /// Runs `spire-agent run` with its flags until a termination signal.
@@ -103,9 +147,15 @@ fn workload_attestors(config: &AgentConfig) -> Result<WorkloadAttestors, AgentEr
                     workload_size_limit: cfg.workload_size_limit,
                 })));
             }
+            "docker" => {
+                let cfg = DockerAttestorConfig::from_plugin(plugin)
+                    .map_err(|e| AgentError::Plugin(e.to_string()))?;
+                attestors.push(Arc::new(DockerAttestor::new(cfg)));
+            }
+            "systemd" => attestors.push(Arc::new(SystemdAttestor::new())),
             other => {
                 return Err(AgentError::Plugin(format!(
-                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix"
+                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix, docker, systemd"
                 )));
             }
         }
@@ -329,17 +379,35 @@ pub async fn run(
         }),
         config.experimental.sync_interval,
     ));
-    retry("Initial sync", || async {
+    if let Err(e) = retry("Initial sync", || async {
         synchronizer.sync().await.map_err(|e| match e {
             crate::manager::sync::SyncError::Client(c) => c,
             other => ClientError::InvalidResponse(other.to_string()),
         })
     })
     .await
-    .map_err(|e| AgentError::Sync(e.to_string()))?;
+    {
+        return Err(match Refusal::of(&e) {
+            Some(refusal) => refusal.delete_svid(&storage, &current),
+            None => AgentError::Sync(e.to_string()),
+        });
+    }
 
+    // The sync loop and the rotator record a refusal here and stop the agent.
     let stop = CancellationToken::new();
-    let sync_task = tokio::spawn(synchronizer.clone().run(stop.clone()));
+    let refusal = Arc::new(std::sync::OnceLock::<Refusal>::new());
+    let sync_stop = stop.clone();
+    let sync_refusal = refusal.clone();
+    let sync_task = tokio::spawn(async move {
+        if let Err(e) = synchronizer.run(sync_stop.clone()).await {
+            if let crate::manager::sync::SyncError::Client(c) = &e
+                && let Some(r) = Refusal::of(c)
+            {
+                let _ = sync_refusal.set(r);
+            }
+            sync_stop.cancel();
+        }
+    });
 
     // Agent SVID rotation at half life: re-attestable agents attest again with their
     // node attestor (SPIRE refuses RenewAgent for them); others call RenewAgent.
@@ -350,6 +418,7 @@ pub async fn run(
     let rotator_state = current.clone();
     let rotator_storage = storage.clone();
     let rotator_resolver = resolver.clone();
+    let rotator_refusal = refusal.clone();
     let rotator = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(ROTATOR_INTERVAL);
         loop {
@@ -377,7 +446,12 @@ pub async fn run(
                         .map(|attested| attested.svid_chain),
                     None => rotator_client.renew_agent(csr).await,
                 }
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    if let Some(refusal) = Refusal::of(&e) {
+                        let _ = rotator_refusal.set(refusal);
+                    }
+                    e.to_string()
+                })?;
                 X509Svid::from_parts(chain, key).map_err(|e| e.to_string())
             }
             .await;
@@ -395,6 +469,10 @@ pub async fn run(
                     }
                     tracing::info!(spiffe_id = %svid.spiffe_id(), "Agent SVID rotated");
                 }
+                Err(_) if rotator_refusal.get().is_some() => {
+                    rotator_stop.cancel();
+                    return;
+                }
                 Err(e) => tracing::warn!(error = e, "Failed to rotate the agent SVID"),
             }
         }
@@ -403,6 +481,7 @@ pub async fn run(
     let api_stop = stop.clone();
     let socket_path = config.socket_path.clone();
     let minter: Arc<dyn crate::manager::JwtSvidMinter> = Arc::new(client.clone());
+    crate::endpoints::delegated::spawn_admin(&config, &cache, &attestors, &minter, stop.clone());
     let mut api = tokio::spawn(crate::endpoints::serve_with_minter(
         socket_path,
         cache,
@@ -416,6 +495,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     tokio::select! {
         () = &mut shutdown => {}
+        // Only the sync loop or the rotator cancels it, after a refusal.
+        () = stop.cancelled() => {}
         result = &mut api => {
             stop.cancel();
             return match result {
@@ -429,6 +510,9 @@ pub async fn run(
     let _ = sync_task.await;
     let _ = rotator.await;
     remove_socket(&config.socket_path);
+    if let Some(refusal) = refusal.get() {
+        return Err(refusal.delete_svid(&storage, &current));
+    }
     tracing::info!("Agent stopped gracefully");
     Ok(())
 }

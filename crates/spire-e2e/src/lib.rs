@@ -186,6 +186,24 @@ plugins {{
         qs
     }
 
+    /// Stops the server (SIGTERM), runs `while_down`, then starts the server again with
+    /// the same config, data directory and port (logging to `server.restarted.log`) and
+    /// waits until it is healthy. With the memory KeyManager the restarted server has a
+    /// new CA, signed by the same upstream root.
+    pub fn restart_server(&mut self, while_down: impl FnOnce(&Quickstart)) {
+        self.server.terminate();
+        while_down(self);
+        let path = self.dir.path().join("server.conf");
+        self.server = spawn(
+            "spire-server",
+            &["run", "-config", path.to_str().unwrap_or_default()],
+            &self.dir.path().join("server.restarted.log"),
+        );
+        self.wait_until("server healthy again", Duration::from_secs(30), || {
+            self.server_cli(&["healthcheck"]).status.success()
+        });
+    }
+
     /// The server admin socket.
     pub fn server_socket(&self) -> PathBuf {
         self.dir.path().join("server/api.sock")

@@ -50,7 +50,9 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::listener::PeerConnectInfo;
-use crate::manager::{Cache, JwtSvidCache, JwtSvidMinter, WorkloadUpdate};
+use crate::manager::{
+    Cache, CachedEntry, JwtSvidCache, JwtSvidMinter, MintedJwtSvid, WorkloadUpdate,
+};
 use crate::workload::{CallerInfo, PeerWatcher, Selector, WorkloadAttestors};
 
 /// The metadata key of the Workload API security header.
@@ -173,6 +175,34 @@ pub(crate) async fn attest_caller<T>(
     })
 }
 
+/// A JWT-SVID for `entry` and `audience`, from `cache` or minted by `minter` (shared
+/// by the Workload API and the Delegated Identity API). Failures, and a missing
+/// minter, give `Unavailable "could not fetch JWT-SVID: ..."`.
+pub(crate) async fn fetch_jwt_svid(
+    minter: Option<&dyn JwtSvidMinter>,
+    cache: &JwtSvidCache,
+    entry: &CachedEntry,
+    audience: &[String],
+    pid: i32,
+) -> Result<MintedJwtSvid, Status> {
+    let minter = minter.ok_or_else(|| {
+        Status::unavailable("could not fetch JWT-SVID: no connection to the server")
+    })?;
+    cache
+        .fetch(
+            minter,
+            &entry.entry_id,
+            &entry.spiffe_id,
+            audience,
+            SystemTime::now(),
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(pid, spiffe_id = %entry.spiffe_id, error = %error, "Could not fetch JWT-SVID");
+            Status::unavailable(format!("could not fetch JWT-SVID: {error}"))
+        })
+}
+
 /// The attested caller of one RPC.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
@@ -208,8 +238,10 @@ fn caller_watcher<T>(request: &Request<T>) -> Result<Arc<PeerWatcher>, Status> {
 }
 
 /// What a stream does with the caller's current view of the cache.
-enum Step<T> {
+pub(crate) enum Step<T> {
+    /// Send this message (dropped when equal to the last one sent).
     Send(T),
+    /// End the stream with this status.
     Fail(Status),
 }
 
@@ -280,7 +312,7 @@ impl StreamState {
 
     /// Runs `step` on every cache change, yielding each new message until a failure
     /// (which is yielded and ends the stream), shutdown, or the client going away.
-    fn into_stream<T, F>(self, step: F) -> ResponseStream<T>
+    pub(crate) fn into_stream<T, F>(self, step: F) -> ResponseStream<T>
     where
         T: PartialEq + Clone + Send + 'static,
         F: FnMut(&mut StreamState, WorkloadUpdate) -> Step<T> + Send + 'static,
@@ -529,23 +561,14 @@ impl SpiffeWorkloadApi for WorkloadApiHandler {
             if !request.spiffe_id.is_empty() && entry.spiffe_id.as_str() != request.spiffe_id {
                 continue;
             }
-            let minter = self.jwt_minter.as_deref().ok_or_else(|| {
-                Status::unavailable("could not fetch JWT-SVID: no connection to the server")
-            })?;
-            let svid = self
-                .jwt_cache
-                .fetch(
-                    minter,
-                    &entry.entry_id,
-                    &entry.spiffe_id,
-                    &request.audience,
-                    SystemTime::now(),
-                )
-                .await
-                .map_err(|error| {
-                    tracing::error!(pid = caller.pid, spiffe_id = %entry.spiffe_id, error = %error, "Could not fetch JWT-SVID");
-                    Status::unavailable(format!("could not fetch JWT-SVID: {error}"))
-                })?;
+            let svid = fetch_jwt_svid(
+                self.jwt_minter.as_deref(),
+                &self.jwt_cache,
+                &entry,
+                &request.audience,
+                caller.pid,
+            )
+            .await?;
             if !caller.quiet {
                 tracing::debug!(pid = caller.pid, spiffe_id = %entry.spiffe_id, expires_at = svid.expires_at, "Fetched JWT SVID");
             }

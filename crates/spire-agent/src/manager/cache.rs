@@ -449,6 +449,18 @@ impl Cache {
         self.read().federated.get(td).cloned()
     }
 
+    /// Every bundle the agent holds: the own bundle (once set) and every federated
+    /// one, read under one lock (what the Delegated Identity bundle streams serve).
+    pub fn all_bundles(&self) -> Vec<Arc<SpiffeBundle>> {
+        let state = self.read();
+        state
+            .bundle
+            .iter()
+            .chain(state.federated.values())
+            .cloned()
+            .collect()
+    }
+
     /// One entry by ID.
     pub fn entry(&self, entry_id: &str) -> Option<Arc<CachedEntry>> {
         self.read()

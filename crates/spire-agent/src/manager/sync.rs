@@ -36,6 +36,62 @@ pub enum SyncError {
     Csr(String),
 }
 
+impl SyncError {
+    /// Whether the server refused the agent itself (banned, or it must attest again), so
+    /// that retrying is pointless (agent.md §5.3).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, SyncError::Client(e) if e.is_agent_banned() || e.must_reattest())
+    }
+}
+
+/// Upper bound of the SVID check backoff (SPIRE: 4 min).
+const MAX_SVID_CHECK_BACKOFF: Duration = Duration::from_secs(240);
+
+/// Upper bound of the sync backoff: min(8 min, 48 × interval) (agent.md §5.6).
+fn max_sync_backoff(interval: Duration) -> Duration {
+    Duration::from_secs(480).min(interval.saturating_mul(48))
+}
+
+/// SPIRE's retry backoff: after each failure the delay grows ×1.5 with ±10% jitter, up
+/// to `max`; a success brings it back to `base`.
+#[derive(Debug)]
+struct Backoff {
+    base: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max: max.max(base),
+            current: base,
+        }
+    }
+
+    /// The delay after a success.
+    fn reset(&mut self) -> Duration {
+        self.current = self.base;
+        self.base
+    }
+
+    /// The delay after a failure.
+    fn failure(&mut self) -> Duration {
+        self.current = self.current.mul_f64(1.5).min(self.max);
+        self.current.mul_f64(0.9 + random_unit() * 0.2)
+    }
+}
+
+/// A random number in [0, 1] (0.5 when the system RNG fails).
+fn random_unit() -> f64 {
+    let mut byte = [0u8; 1];
+    match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => f64::from(byte[0]) / 255.0,
+        Err(_) => 0.5,
+    }
+}
+
 /// Called with every new trust bundle, so the TLS trust store and `agent-data.json`
 /// follow it.
 pub type BundleObserver = Box<dyn Fn(&SpiffeBundle) + Send + Sync>;
@@ -124,32 +180,53 @@ impl Synchronizer {
     }
 
     /// Runs until `shutdown`: syncs on every pushed change, every `sync_interval`, and
-    /// checks SVID rotation every [`SVID_CHECK_INTERVAL`].
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// checks SVID rotation every [`SVID_CHECK_INTERVAL`]. Failed syncs and SVID checks
+    /// back off (agent.md §5.6, §5.9) and recover on the next success. Returns an error
+    /// only when the server refuses the agent for good ([`SyncError::is_fatal`]); the
+    /// caller then deletes the agent SVID and shuts down.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), SyncError> {
         let watcher = tokio::spawn(self.clone().watch_changes(shutdown.clone()));
-        let mut next_sync = tokio::time::Instant::now() + self.sync_interval;
-        let mut svid_check = tokio::time::interval(SVID_CHECK_INTERVAL);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.wake.notified() => self.sync_logged().await,
-                () = tokio::time::sleep_until(next_sync) => {
-                    self.sync_logged().await;
-                    next_sync = tokio::time::Instant::now() + self.sync_interval;
-                }
-                _ = svid_check.tick() => {
-                    if let Err(e) = self.sign_due_svids().await {
-                        tracing::warn!(error = %e, "Failed to rotate SVIDs");
-                    }
-                }
-            }
-        }
+        let result = self.run_loops(&shutdown).await;
         watcher.abort();
+        result
     }
 
-    async fn sync_logged(&self) {
-        if let Err(e) = self.sync().await {
-            tracing::warn!(error = %e, "Synchronization failed");
+    async fn run_loops(&self, shutdown: &CancellationToken) -> Result<(), SyncError> {
+        let mut sync_backoff =
+            Backoff::new(self.sync_interval, max_sync_backoff(self.sync_interval));
+        let mut svid_backoff = Backoff::new(SVID_CHECK_INTERVAL, MAX_SVID_CHECK_BACKOFF);
+        let mut next_sync = tokio::time::Instant::now() + self.sync_interval;
+        let mut next_svid_check = tokio::time::Instant::now() + SVID_CHECK_INTERVAL;
+        loop {
+            let sync_now = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = self.wake.notified() => true,
+                () = tokio::time::sleep_until(next_sync) => true,
+                () = tokio::time::sleep_until(next_svid_check) => false,
+            };
+            if sync_now {
+                let delay = match self.sync().await {
+                    Ok(()) => sync_backoff.reset(),
+                    Err(e) if e.is_fatal() => return Err(e),
+                    Err(e) => {
+                        let delay = sync_backoff.failure();
+                        tracing::warn!(error = %e, retry_in = ?delay, "Synchronization failed");
+                        delay
+                    }
+                };
+                next_sync = tokio::time::Instant::now() + delay;
+            } else {
+                let delay = match self.sign_due_svids().await {
+                    Ok(()) => svid_backoff.reset(),
+                    Err(e) if e.is_fatal() => return Err(e),
+                    Err(e) => {
+                        let delay = svid_backoff.failure();
+                        tracing::warn!(error = %e, retry_in = ?delay, "Failed to rotate SVIDs");
+                        delay
+                    }
+                };
+                next_svid_check = tokio::time::Instant::now() + delay;
+            }
         }
     }
 
@@ -183,11 +260,7 @@ impl Synchronizer {
 /// SPIRE's rotation point: half of the lifetime, ±10% of that half, drawn anew at every
 /// check (agent.md §5.7).
 fn jittered_rotation_fraction() -> f64 {
-    let mut byte = [0u8; 1];
-    let jitter = match aws_lc_rs::rand::fill(&mut byte) {
-        Ok(()) => (f64::from(byte[0]) / 255.0 - 0.5) * 0.2,
-        Err(_) => 0.0,
-    };
+    let jitter = (random_unit() - 0.5) * 0.2;
     DEFAULT_ROTATION_FRACTION * (1.0 + jitter)
 }
 
@@ -250,4 +323,30 @@ fn cached_entry(entry: Entry) -> Result<CachedEntry, String> {
         created_at: entry.created_at,
         svid: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_caps_and_resets() {
+        let base = Duration::from_secs(1);
+        let mut backoff = Backoff::new(base, max_sync_backoff(base));
+        let first = backoff.failure();
+        assert!(first >= Duration::from_millis(1349) && first <= Duration::from_millis(1651));
+        for _ in 0..100 {
+            backoff.failure();
+        }
+        assert!(backoff.failure() <= Duration::from_secs(48).mul_f64(1.1));
+        assert_eq!(backoff.reset(), base);
+        assert_eq!(
+            max_sync_backoff(Duration::from_secs(5)),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            max_sync_backoff(Duration::from_secs(60)),
+            Duration::from_secs(480)
+        );
+    }
 }

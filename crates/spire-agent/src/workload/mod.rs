@@ -3,11 +3,15 @@
 //! - [`peer`]: the caller's pid/uid/gid from `SO_PEERCRED` and SPIRE's PID-reuse
 //!   protection ([`PeerWatcher`]).
 //! - [`WorkloadAttestor`]: one trait per SPIRE WorkloadAttestor plugin; [`unix`] is the
-//!   first built-in, docker/k8s/systemd plug in the same way.
+//!   first built-in; [`docker`] and [`systemd`] plug in the same way ([`cgroup`] holds
+//!   their shared `/proc/<pid>/cgroup` and mountinfo parsing).
 //! - [`WorkloadAttestors`]: runs every configured attestor in parallel and merges their
 //!   selectors, as SPIRE's `pkg/agent/attestor/workload` does.
 
+pub mod cgroup;
+pub mod docker;
 pub mod peer;
+pub mod systemd;
 pub mod unix;
 
 use std::future::Future;
@@ -16,8 +20,10 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+pub use docker::{DockerAttestor, DockerAttestorConfig};
 pub use peer::{CallerInfo, PeerError, PeerWatcher};
 pub use spire_common::selector::Selector;
+pub use systemd::SystemdAttestor;
 pub use unix::{UnixAttestor, UnixAttestorConfig};
 
 /// The future returned by [`WorkloadAttestor::attest`]: selector values of the plugin.
