@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message;
 use rustls_pki_types::CertificateDer;
 use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain};
 use spire_common::convert::{bundle_from_proto, id_from_proto};
@@ -27,7 +26,7 @@ use spire_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, NewJwtsvidRequest, NewX509svidParams,
 };
 use spire_proto::spire::api::types::permission_denied_details::Reason;
-use spire_proto::spire::api::types::{AttestationData, Entry, PermissionDeniedDetails, X509svid};
+use spire_proto::spire::api::types::{AttestationData, Entry, X509svid};
 use spire_proto::spirers::server::notify::v1::notify_client::NotifyClient;
 use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesRequest};
 use tonic::transport::Channel;
@@ -66,16 +65,8 @@ impl ClientError {
     /// The `PermissionDeniedDetails.reason` the server attached to a PermissionDenied
     /// status (server.md §3.5 item 6), if any.
     pub fn permission_denied_reason(&self) -> Option<Reason> {
-        let status = self.status()?;
-        if status.code() != tonic::Code::PermissionDenied {
-            return None;
-        }
-        let rpc = RpcStatus::decode(status.details()).ok()?;
-        rpc.details
-            .iter()
-            .find(|d| d.type_url == <PermissionDeniedDetails as prost::Name>::type_url())
-            .and_then(|d| PermissionDeniedDetails::decode(d.value.as_slice()).ok())
-            .and_then(|d| Reason::try_from(d.reason).ok())
+        spire_common::status::permission_denied_reason(self.status()?)
+            .and_then(|reason| Reason::try_from(reason).ok())
     }
 
     /// Whether the server refused the agent because it is banned (`AGENT_BANNED`): the
@@ -98,18 +89,6 @@ impl ClientError {
             )
         )
     }
-}
-
-/// `google.rpc.Status`, the payload of the `grpc-status-details-bin` trailer; the
-/// server's `permission_denied_with_reason` packs `PermissionDeniedDetails` into it.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
 }
 
 /// The outcome of node attestation.
@@ -495,24 +474,11 @@ impl JwtSvidMinter for ServerClient {
 mod tests {
     use super::*;
 
-    /// A PermissionDenied status shaped as the server's `permission_denied_with_reason`.
+    /// A PermissionDenied status as the server builds it.
     fn denied(reason: Reason) -> ClientError {
-        let any = prost_types::Any {
-            type_url: <PermissionDeniedDetails as prost::Name>::type_url(),
-            value: PermissionDeniedDetails {
-                reason: reason as i32,
-            }
-            .encode_to_vec(),
-        };
-        let rpc = RpcStatus {
-            code: tonic::Code::PermissionDenied as i32,
-            message: "denied".into(),
-            details: vec![any],
-        };
-        ClientError::Status(tonic::Status::with_details(
-            tonic::Code::PermissionDenied,
+        ClientError::Status(spire_common::status::permission_denied_with_reason(
             "denied",
-            rpc.encode_to_vec().into(),
+            reason as i32,
         ))
     }
 

@@ -24,6 +24,7 @@ pub mod protojson;
 pub mod sections;
 pub mod selector;
 pub mod signals;
+pub mod status;
 pub mod tls;
 pub mod uds;
 pub mod umask;

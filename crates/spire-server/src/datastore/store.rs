@@ -143,9 +143,18 @@ impl SqlStore {
     }
 
     /// Starts a write transaction (serialized with other writers on SQLite).
+    ///
+    /// On SQLite it begins IMMEDIATE, taking the write lock up front: a deferred
+    /// transaction that reads first and then writes cannot wait for the lock (SQLite
+    /// answers SQLITE_BUSY at once to avoid a deadlock), and the previous writer's
+    /// rollback-on-drop may still be in flight on another connection.
     pub(crate) async fn write(&self) -> Result<Tx<'_>> {
         let guard = self.lock_writes().await;
-        let tx = self.pool.begin().await?;
+        let tx = if self.dialect == Dialect::Sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        };
         Ok(Tx {
             tx,
             d: self.dialect,
