@@ -108,3 +108,16 @@ fn long_flag_name(text: &str) -> Option<&str> {
     }
     Some(name)
 }
+
+/// A string flag's value when it was given non-empty: as SPIRE's mergo merge, an empty
+/// flag does not override the file.
+pub fn given_str(v: &Option<String>) -> Option<String> {
+    v.clone().filter(|s| !s.is_empty())
+}
+
+/// A path flag's value, as text, when it was given non-empty (see [`given_str`]).
+pub fn given_path(v: &Option<std::path::PathBuf>) -> Option<String> {
+    v.as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use spiffe_core::{SpiffeId, TrustDomain};
 use spire_common::duration::{self, format_go};
+use spire_common::flags::{given_path as flag_path, given_str as flag_str};
 use spire_common::hcl::{
     self, ConfigError, ConfigObject, PluginConfig, PluginConstraint, Section, UnknownKeyCheck,
     check_plugin_counts, parse_plugins,
@@ -141,16 +142,6 @@ pub struct AgentFlags {
     #[arg(long = "expandEnv", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub expand_env: bool,
-}
-
-fn flag_str(v: &Option<String>) -> Option<String> {
-    v.clone().filter(|s| !s.is_empty())
-}
-
-fn flag_path(v: &Option<PathBuf>) -> Option<String> {
-    v.as_ref()
-        .map(|p| p.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
 }
 
 /// Where the bootstrap trust bundle comes from.
@@ -421,16 +412,12 @@ impl AgentConfig {
         &'a self,
         plugin_type: &'a str,
     ) -> impl Iterator<Item = &'a PluginConfig> + 'a {
-        self.plugins
-            .iter()
-            .filter(move |p| p.plugin_type == plugin_type)
+        hcl::plugins_of_type(&self.plugins, plugin_type)
     }
 
     /// The plugin with this type and name.
     pub fn plugin(&self, plugin_type: &str, name: &str) -> Option<&PluginConfig> {
-        self.plugins
-            .iter()
-            .find(|p| p.plugin_type == plugin_type && p.name == name)
+        hcl::find_plugin(&self.plugins, plugin_type, name)
     }
 
     /// Builds the configuration from a parsed document.

@@ -36,7 +36,10 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use node::{ConfigNode, ConfigObject, sanitize_body};
-pub use plugins::{PluginConfig, PluginConstraint, PluginData, check_plugin_counts, parse_plugins};
+pub use plugins::{
+    PluginConfig, PluginConstraint, PluginData, check_plugin_counts, find_plugin, parse_plugins,
+    plugins_of_type,
+};
 pub use section::{Section, UnknownKeyCheck, UnknownKeys, parse_go_int};
 
 /// Errors of configuration loading, worded as SPIRE words them where SPIRE has a message.

@@ -326,3 +326,22 @@ pub fn check_plugin_counts(
     }
     Ok(())
 }
+
+/// The plugins of one type, in document order (disabled ones included).
+pub fn plugins_of_type<'a>(
+    plugins: &'a [PluginConfig],
+    plugin_type: &'a str,
+) -> impl Iterator<Item = &'a PluginConfig> + 'a {
+    plugins.iter().filter(move |p| p.plugin_type == plugin_type)
+}
+
+/// The plugin with this type and name.
+pub fn find_plugin<'a>(
+    plugins: &'a [PluginConfig],
+    plugin_type: &str,
+    name: &str,
+) -> Option<&'a PluginConfig> {
+    plugins
+        .iter()
+        .find(|p| p.plugin_type == plugin_type && p.name == name)
+}

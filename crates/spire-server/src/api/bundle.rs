@@ -182,6 +182,21 @@ impl BundleService {
     }
 
     /// One item of BatchCreate/Update/SetFederatedBundle.
+    /// Applies `op` to each bundle of a batch, in order: (per-item status, bundle).
+    async fn batch(
+        &self,
+        op: BatchOp,
+        bundles: &[types::Bundle],
+        input_mask: Option<&types::BundleMask>,
+        output_mask: Option<&types::BundleMask>,
+    ) -> Vec<(types::Status, Option<types::Bundle>)> {
+        let mut results = Vec::with_capacity(bundles.len());
+        for bundle in bundles {
+            results.push(self.batch_item(op, bundle, input_mask, output_mask).await);
+        }
+        results
+    }
+
     async fn batch_item(
         &self,
         op: BatchOp,
@@ -404,16 +419,22 @@ impl BundleApi for BundleService {
         request: Request<pb::BatchCreateFederatedBundleRequest>,
     ) -> Result<Response<pb::BatchCreateFederatedBundleResponse>, Status> {
         let request = request.into_inner();
-        let mut results = Vec::with_capacity(request.bundle.len());
-        for bundle in &request.bundle {
-            let (status, bundle) = self
-                .batch_item(BatchOp::Create, bundle, None, request.output_mask.as_ref())
-                .await;
-            results.push(pb::batch_create_federated_bundle_response::Result {
-                status: Some(status),
-                bundle,
-            });
-        }
+        let results = self
+            .batch(
+                BatchOp::Create,
+                &request.bundle,
+                None,
+                request.output_mask.as_ref(),
+            )
+            .await
+            .into_iter()
+            .map(
+                |(status, bundle)| pb::batch_create_federated_bundle_response::Result {
+                    status: Some(status),
+                    bundle,
+                },
+            )
+            .collect();
         Ok(Response::new(pb::BatchCreateFederatedBundleResponse {
             results,
         }))
@@ -424,21 +445,22 @@ impl BundleApi for BundleService {
         request: Request<pb::BatchUpdateFederatedBundleRequest>,
     ) -> Result<Response<pb::BatchUpdateFederatedBundleResponse>, Status> {
         let request = request.into_inner();
-        let mut results = Vec::with_capacity(request.bundle.len());
-        for bundle in &request.bundle {
-            let (status, bundle) = self
-                .batch_item(
-                    BatchOp::Update,
+        let results = self
+            .batch(
+                BatchOp::Update,
+                &request.bundle,
+                request.input_mask.as_ref(),
+                request.output_mask.as_ref(),
+            )
+            .await
+            .into_iter()
+            .map(
+                |(status, bundle)| pb::batch_update_federated_bundle_response::Result {
+                    status: Some(status),
                     bundle,
-                    request.input_mask.as_ref(),
-                    request.output_mask.as_ref(),
-                )
-                .await;
-            results.push(pb::batch_update_federated_bundle_response::Result {
-                status: Some(status),
-                bundle,
-            });
-        }
+                },
+            )
+            .collect();
         Ok(Response::new(pb::BatchUpdateFederatedBundleResponse {
             results,
         }))
@@ -449,16 +471,22 @@ impl BundleApi for BundleService {
         request: Request<pb::BatchSetFederatedBundleRequest>,
     ) -> Result<Response<pb::BatchSetFederatedBundleResponse>, Status> {
         let request = request.into_inner();
-        let mut results = Vec::with_capacity(request.bundle.len());
-        for bundle in &request.bundle {
-            let (status, bundle) = self
-                .batch_item(BatchOp::Set, bundle, None, request.output_mask.as_ref())
-                .await;
-            results.push(pb::batch_set_federated_bundle_response::Result {
-                status: Some(status),
-                bundle,
-            });
-        }
+        let results = self
+            .batch(
+                BatchOp::Set,
+                &request.bundle,
+                None,
+                request.output_mask.as_ref(),
+            )
+            .await
+            .into_iter()
+            .map(
+                |(status, bundle)| pb::batch_set_federated_bundle_response::Result {
+                    status: Some(status),
+                    bundle,
+                },
+            )
+            .collect();
         Ok(Response::new(pb::BatchSetFederatedBundleResponse {
             results,
         }))

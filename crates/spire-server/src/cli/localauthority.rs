@@ -171,146 +171,113 @@ impl LocalAuthorityCommand {
     }
 }
 
-impl AuthorityCommand {
-    async fn run_x509(self) -> Result<(), CliError> {
-        const KIND: &str = "X.509";
-        match self {
-            AuthorityCommand::Show(args) => {
-                let r = args
-                    .client()?
-                    .get_x509_authority_state(pb::GetX509AuthorityStateRequest::default())
-                    .await
-                    .map_err(rpc("get X.509 authorities"))?
-                    .into_inner();
-                print_show(
-                    KIND,
-                    true,
-                    r.active.as_ref(),
-                    r.prepared.as_ref(),
-                    r.old.as_ref(),
-                );
-                Ok(())
-            }
-            AuthorityCommand::Prepare(args) => {
-                let r = args
-                    .client()?
-                    .prepare_x509_authority(pb::PrepareX509AuthorityRequest::default())
-                    .await
-                    .map_err(rpc("prepare X.509 authority"))?
-                    .into_inner();
-                print_one("Prepared", KIND, r.prepared_authority.as_ref())
-            }
-            AuthorityCommand::Activate(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .activate_x509_authority(pb::ActivateX509AuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("activate X.509 authority"))?
-                    .into_inner();
-                print_one("Activated", KIND, r.activated_authority.as_ref())
-            }
-            AuthorityCommand::Taint(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .taint_x509_authority(pb::TaintX509AuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("taint X.509 authority"))?
-                    .into_inner();
-                print_one("Tainted", KIND, r.tainted_authority.as_ref())
-            }
-            AuthorityCommand::Revoke(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .revoke_x509_authority(pb::RevokeX509AuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("revoke X.509 authority"))?
-                    .into_inner();
-                print_one("Revoked", KIND, r.revoked_authority.as_ref())
+/// The five commands of one authority kind (X.509 or JWT): the same flow over the
+/// kind's own LocalAuthority RPCs and messages.
+macro_rules! authority_commands {
+    (
+        $name:ident,
+        $kind:literal,
+        $upstream:literal,
+        $get:ident: $get_req:ident,
+        $prepare:ident: $prepare_req:ident,
+        $activate:ident: $activate_req:ident,
+        $taint:ident: $taint_req:ident,
+        $revoke:ident: $revoke_req:ident $(,)?
+    ) => {
+        async fn $name(self) -> Result<(), CliError> {
+            const KIND: &str = $kind;
+            match self {
+                AuthorityCommand::Show(args) => {
+                    let r = args
+                        .client()?
+                        .$get(pb::$get_req::default())
+                        .await
+                        .map_err(rpc(concat!("get ", $kind, " authorities")))?
+                        .into_inner();
+                    print_show(
+                        KIND,
+                        $upstream,
+                        r.active.as_ref(),
+                        r.prepared.as_ref(),
+                        r.old.as_ref(),
+                    );
+                    Ok(())
+                }
+                AuthorityCommand::Prepare(args) => {
+                    let r = args
+                        .client()?
+                        .$prepare(pb::$prepare_req::default())
+                        .await
+                        .map_err(rpc(concat!("prepare ", $kind, " authority")))?
+                        .into_inner();
+                    print_one("Prepared", KIND, r.prepared_authority.as_ref())
+                }
+                AuthorityCommand::Activate(args) => {
+                    require_id(&args.authority_id)?;
+                    let r = args
+                        .common
+                        .client()?
+                        .$activate(pb::$activate_req {
+                            authority_id: args.authority_id,
+                        })
+                        .await
+                        .map_err(rpc(concat!("activate ", $kind, " authority")))?
+                        .into_inner();
+                    print_one("Activated", KIND, r.activated_authority.as_ref())
+                }
+                AuthorityCommand::Taint(args) => {
+                    require_id(&args.authority_id)?;
+                    let r = args
+                        .common
+                        .client()?
+                        .$taint(pb::$taint_req {
+                            authority_id: args.authority_id,
+                        })
+                        .await
+                        .map_err(rpc(concat!("taint ", $kind, " authority")))?
+                        .into_inner();
+                    print_one("Tainted", KIND, r.tainted_authority.as_ref())
+                }
+                AuthorityCommand::Revoke(args) => {
+                    require_id(&args.authority_id)?;
+                    let r = args
+                        .common
+                        .client()?
+                        .$revoke(pb::$revoke_req {
+                            authority_id: args.authority_id,
+                        })
+                        .await
+                        .map_err(rpc(concat!("revoke ", $kind, " authority")))?
+                        .into_inner();
+                    print_one("Revoked", KIND, r.revoked_authority.as_ref())
+                }
             }
         }
-    }
+    };
+}
 
-    async fn run_jwt(self) -> Result<(), CliError> {
-        const KIND: &str = "JWT";
-        match self {
-            AuthorityCommand::Show(args) => {
-                let r = args
-                    .client()?
-                    .get_jwt_authority_state(pb::GetJwtAuthorityStateRequest::default())
-                    .await
-                    .map_err(rpc("get JWT authorities"))?
-                    .into_inner();
-                print_show(
-                    KIND,
-                    false,
-                    r.active.as_ref(),
-                    r.prepared.as_ref(),
-                    r.old.as_ref(),
-                );
-                Ok(())
-            }
-            AuthorityCommand::Prepare(args) => {
-                let r = args
-                    .client()?
-                    .prepare_jwt_authority(pb::PrepareJwtAuthorityRequest::default())
-                    .await
-                    .map_err(rpc("prepare JWT authority"))?
-                    .into_inner();
-                print_one("Prepared", KIND, r.prepared_authority.as_ref())
-            }
-            AuthorityCommand::Activate(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .activate_jwt_authority(pb::ActivateJwtAuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("activate JWT authority"))?
-                    .into_inner();
-                print_one("Activated", KIND, r.activated_authority.as_ref())
-            }
-            AuthorityCommand::Taint(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .taint_jwt_authority(pb::TaintJwtAuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("taint JWT authority"))?
-                    .into_inner();
-                print_one("Tainted", KIND, r.tainted_authority.as_ref())
-            }
-            AuthorityCommand::Revoke(args) => {
-                require_id(&args.authority_id)?;
-                let r = args
-                    .common
-                    .client()?
-                    .revoke_jwt_authority(pb::RevokeJwtAuthorityRequest {
-                        authority_id: args.authority_id,
-                    })
-                    .await
-                    .map_err(rpc("revoke JWT authority"))?
-                    .into_inner();
-                print_one("Revoked", KIND, r.revoked_authority.as_ref())
-            }
-        }
-    }
+impl AuthorityCommand {
+    authority_commands!(
+        run_x509,
+        "X.509",
+        true,
+        get_x509_authority_state: GetX509AuthorityStateRequest,
+        prepare_x509_authority: PrepareX509AuthorityRequest,
+        activate_x509_authority: ActivateX509AuthorityRequest,
+        taint_x509_authority: TaintX509AuthorityRequest,
+        revoke_x509_authority: RevokeX509AuthorityRequest,
+    );
+
+    authority_commands!(
+        run_jwt,
+        "JWT",
+        false,
+        get_jwt_authority_state: GetJwtAuthorityStateRequest,
+        prepare_jwt_authority: PrepareJwtAuthorityRequest,
+        activate_jwt_authority: ActivateJwtAuthorityRequest,
+        taint_jwt_authority: TaintJwtAuthorityRequest,
+        revoke_jwt_authority: RevokeJwtAuthorityRequest,
+    );
 }
 
 impl UpstreamAuthorityCommand {
