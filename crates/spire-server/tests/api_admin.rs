@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{TestServer, cli, cli_at};
+use common::{TestServer, agent_channel, attest_with_svid, cli, cli_at};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use spire_proto::spire::api::server::agent::v1 as agentpb;
@@ -95,83 +95,6 @@ fn federated(td: &str) -> types::Bundle {
 /// Attests an agent with a join token over the admin socket; returns its path.
 async fn attest(server: &TestServer) -> String {
     attest_with_svid(server).await.0
-}
-
-/// Attests an agent; returns its path, its SVID chain (DER, concatenated) and its key
-/// (PKCS#8 DER).
-async fn attest_with_svid(server: &TestServer) -> (String, Vec<u8>, Vec<u8>) {
-    let token = server
-        .agents()
-        .create_join_token(agentpb::CreateJoinTokenRequest {
-            ttl: 600,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .value;
-    let key = KeyPair::generate().unwrap();
-    let csr = CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .der()
-        .to_vec();
-    let request = agentpb::AttestAgentRequest {
-        step: Some(agentpb::attest_agent_request::Step::Params(
-            agentpb::attest_agent_request::Params {
-                data: Some(types::AttestationData {
-                    r#type: "join_token".into(),
-                    payload: token.clone().into_bytes(),
-                }),
-                params: Some(agentpb::AgentX509svidParams { csr }),
-            },
-        )),
-    };
-    let mut stream = server
-        .agents()
-        .attest_agent(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = stream.message().await.unwrap().unwrap();
-    let Some(agentpb::attest_agent_response::Step::Result(result)) = response.step else {
-        panic!("attestation did not return a result");
-    };
-    let chain = result.svid.unwrap().cert_chain.concat();
-    (
-        format!("/spire/agent/join_token/{token}"),
-        chain,
-        key.serialize_der(),
-    )
-}
-
-/// An mTLS channel to the server's TCP endpoint presenting an agent SVID.
-async fn agent_channel(server: &TestServer, chain: &[u8], key: &[u8]) -> Channel {
-    let bundle = server
-        .bundles()
-        .get_bundle(bundlepb::GetBundleRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let bundle = spire_common::convert::bundle_from_proto(&bundle).unwrap();
-    let trust = std::sync::Arc::new(spire_common::tls::TrustStore::new(
-        [bundle].into_iter().collect(),
-    ));
-    let resolver = std::sync::Arc::new(spire_common::tls::SvidResolver::new());
-    resolver
-        .set_svid(&spiffe_core::X509Svid::parse_der(chain, key).unwrap())
-        .unwrap();
-    let config = spire_common::tls::client_config(
-        trust,
-        spiffe_core::SpiffeId::parse("spiffe://example.org/spire/server").unwrap(),
-        resolver,
-    )
-    .unwrap();
-    spire_common::grpc_tls::tls_channel(
-        &format!("127.0.0.1:{}", server.port),
-        std::sync::Arc::new(config),
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

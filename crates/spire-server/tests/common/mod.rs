@@ -8,8 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use rcgen::string::Ia5String;
+use rcgen::{CertificateParams, KeyPair, SanType};
+use spire_proto::spire::api::server::agent::v1 as agentpb;
+use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
 use spire_proto::spire::api::server::bundle::v1 as bundlepb;
 use spire_proto::spire::api::server::bundle::v1::bundle_client::BundleClient;
+use spire_proto::spire::api::server::svid::v1 as svidpb;
+use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
+use spire_proto::spire::api::types;
 use spire_server::config::{ServerConfig, ServerFlags};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -257,4 +264,95 @@ pub async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     })
     .await
     .unwrap()
+}
+
+/// Attests an agent with a join token over the admin socket, as the agent does (CSR,
+/// `AttestAgent` with the generated client); returns its path, its SVID chain (DER,
+/// concatenated) and its key (PKCS#8 DER).
+pub async fn attest_with_svid(server: &TestServer) -> (String, Vec<u8>, Vec<u8>) {
+    let token = AgentClient::new(server.channel())
+        .create_join_token(agentpb::CreateJoinTokenRequest {
+            ttl: 600,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .value;
+    let key = KeyPair::generate().unwrap();
+    let csr = CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .der()
+        .to_vec();
+    let request = agentpb::AttestAgentRequest {
+        step: Some(agentpb::attest_agent_request::Step::Params(
+            agentpb::attest_agent_request::Params {
+                data: Some(types::AttestationData {
+                    r#type: "join_token".into(),
+                    payload: token.clone().into_bytes(),
+                }),
+                params: Some(agentpb::AgentX509svidParams { csr }),
+            },
+        )),
+    };
+    let mut stream = AgentClient::new(server.channel())
+        .attest_agent(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(agentpb::attest_agent_response::Step::Result(result)) = response.step else {
+        panic!("attestation did not return a result");
+    };
+    let chain = result.svid.unwrap().cert_chain.concat();
+    (
+        format!("/spire/agent/join_token/{token}"),
+        chain,
+        key.serialize_der(),
+    )
+}
+
+/// Mints an X509-SVID for `id` over the admin socket (`SVID.MintX509SVID`); returns its
+/// chain (DER, concatenated) and key (PKCS#8 DER).
+pub async fn mint_svid(server: &TestServer, id: &str) -> (Vec<u8>, Vec<u8>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(id).unwrap())];
+    let csr = params.serialize_request(&key).unwrap().der().to_vec();
+    let svid = SvidClient::new(server.channel())
+        .mint_x509svid(svidpb::MintX509svidRequest { csr, ttl: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .svid
+        .unwrap();
+    (svid.cert_chain.concat(), key.serialize_der())
+}
+
+/// A TLS channel to the server's TCP endpoint that authenticates the server and presents
+/// `svid` (chain and PKCS#8 key, DER) as client certificate, or none.
+pub async fn tcp_channel(server: &TestServer, svid: Option<(&[u8], &[u8])>) -> Channel {
+    let bundle = spire_common::convert::bundle_from_proto(&server.bundle().await).unwrap();
+    let trust = std::sync::Arc::new(spire_common::tls::TrustStore::new(
+        [bundle].into_iter().collect(),
+    ));
+    let resolver = std::sync::Arc::new(spire_common::tls::SvidResolver::new());
+    if let Some((chain, key)) = svid {
+        resolver
+            .set_svid(&spiffe_core::X509Svid::parse_der(chain, key).unwrap())
+            .unwrap();
+    }
+    let server_id = spiffe_core::SpiffeId::parse("spiffe://example.org/spire/server").unwrap();
+    let config = spire_common::tls::client_config(trust, server_id, resolver).unwrap();
+    spire_common::grpc_tls::tls_channel(
+        &format!("127.0.0.1:{}", server.port),
+        std::sync::Arc::new(config),
+    )
+    .unwrap()
+}
+
+/// An mTLS channel to the server's TCP endpoint presenting an agent SVID.
+pub async fn agent_channel(server: &TestServer, chain: &[u8], key: &[u8]) -> Channel {
+    tcp_channel(server, Some((chain, key))).await
 }

@@ -1,0 +1,170 @@
+//! The authorization table (`spire_server::authz::POLICY`) enforced over the real
+//! endpoints: every method is called with an empty request as each caller class, on the
+//! admin Unix socket (local) and on the TCP TLS endpoint (admins, an attested agent, a
+//! downstream server, an anonymous client). An allowed call may fail validation, but is
+//! never refused with PermissionDenied; a disallowed one always is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::{Setup, TestServer, attest_with_svid, mint_svid, tcp_channel};
+
+use std::time::Duration;
+
+use spire_proto::spire::api::server::entry::v1 as entrypb;
+use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
+use spire_proto::spire::api::types::{Entry, Selector, Spiffeid};
+use spire_server::authz::{Allow, POLICY};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+const ADMIN_IDS_PATH: &str = "/ops/listed-admin";
+const ADMIN_ENTRY_PATH: &str = "/ops/entry-admin";
+const DOWNSTREAM_PATH: &str = "/nested/downstream";
+
+/// A caller class: how it reaches the server and whether a policy row lets it in.
+struct Class {
+    name: &'static str,
+    channel: Channel,
+    allowed: fn(&Allow) -> bool,
+}
+
+fn spiffe_id(path: &str) -> String {
+    format!("spiffe://example.org{path}")
+}
+
+/// Registers `path` under the server with the given admin/downstream flags.
+async fn register(server: &TestServer, path: &str, admin: bool, downstream: bool) {
+    let id = |path: &str| {
+        Some(Spiffeid {
+            trust_domain: "example.org".into(),
+            path: path.into(),
+        })
+    };
+    let entry = Entry {
+        spiffe_id: id(path),
+        parent_id: id("/spire/server"),
+        selectors: vec![Selector {
+            r#type: "unix".into(),
+            value: "uid:0".into(),
+        }],
+        admin,
+        downstream,
+        ..Default::default()
+    };
+    let results = EntryClient::new(server.channel())
+        .batch_create_entry(entrypb::BatchCreateEntryRequest {
+            entries: vec![entry],
+            output_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results[0].status.as_ref().unwrap().code, 0, "{path}");
+}
+
+/// A TLS channel presenting a freshly minted SVID for `path`.
+async fn svid_channel(server: &TestServer, path: &str) -> Channel {
+    let (chain, key) = mint_svid(server, &spiffe_id(path)).await;
+    tcp_channel(server, Some((&chain, &key))).await
+}
+
+/// Calls `method` with one empty message (an empty protobuf message decodes as the
+/// default of any request type), as a bidirectional stream so that one call shape
+/// covers unary and streaming methods alike. Returns the first error status, if any;
+/// a stream that stays open without one counts as accepted.
+async fn call(channel: Channel, method: &str) -> Result<(), Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let path = http::uri::PathAndQuery::try_from(method).unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let request = tonic::Request::new(tokio_stream::iter([()]));
+    let mut stream = grpc.streaming(request, path, codec).await?.into_inner();
+    match tokio::time::timeout(Duration::from_secs(3), stream.message()).await {
+        Ok(Err(status)) => Err(status),
+        _ => Ok(()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_method_admits_exactly_the_classes_of_its_policy_row() {
+    let server = TestServer::start_with(Setup {
+        extra_server: format!("admin_ids = [\"{}\"]", spiffe_id(ADMIN_IDS_PATH)),
+        ..Setup::default()
+    })
+    .await;
+    register(&server, ADMIN_ENTRY_PATH, true, false).await;
+    register(&server, DOWNSTREAM_PATH, false, true).await;
+    let (_, agent_chain, agent_key) = attest_with_svid(&server).await;
+
+    let classes = [
+        Class {
+            name: "local",
+            channel: server.channel(),
+            allowed: |a| a.any || a.local,
+        },
+        Class {
+            name: "admin (admin_ids)",
+            channel: svid_channel(&server, ADMIN_IDS_PATH).await,
+            allowed: |a| a.any || a.admin,
+        },
+        Class {
+            name: "admin (admin entry)",
+            channel: svid_channel(&server, ADMIN_ENTRY_PATH).await,
+            allowed: |a| a.any || a.admin,
+        },
+        Class {
+            name: "agent",
+            channel: tcp_channel(&server, Some((&agent_chain, &agent_key))).await,
+            allowed: |a| a.any || a.agent,
+        },
+        Class {
+            name: "downstream",
+            channel: svid_channel(&server, DOWNSTREAM_PATH).await,
+            allowed: |a| a.any || a.downstream,
+        },
+        Class {
+            name: "anyone",
+            channel: tcp_channel(&server, None).await,
+            allowed: |a| a.any,
+        },
+    ];
+
+    let mut wrong = Vec::new();
+    for (method, allow) in POLICY {
+        for class in &classes {
+            let outcome = call(class.channel.clone(), method).await;
+            let refused = matches!(&outcome, Err(s) if s.code() == Code::PermissionDenied);
+            if refused == (class.allowed)(allow) {
+                wrong.push(format!(
+                    "{method} as {}: allowed by table = {}, got {outcome:?}",
+                    class.name,
+                    (class.allowed)(allow)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A method outside the table is refused to every caller, local ones included.
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_outside_the_table_are_refused() {
+    let server = TestServer::start().await;
+    for channel in [server.channel(), tcp_channel(&server, None).await] {
+        let status = call(
+            channel,
+            "/spire.api.server.entry.v1.Entry/ListCachedEntries",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert_eq!(
+            status.message(),
+            "authorization denied for method /spire.api.server.entry.v1.Entry/ListCachedEntries"
+        );
+    }
+}
