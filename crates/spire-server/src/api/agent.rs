@@ -242,25 +242,24 @@ impl AgentApi for AgentService {
             .ok_or_else(|| Status::invalid_argument("missing attestation request"))?;
         let params = match first.step {
             Some(pb::attest_agent_request::Step::Params(params)) => params,
-            _ => return Err(Status::invalid_argument("malformed param: missing params")),
+            _ => return Err(malformed_param("missing params")),
         };
+        // SPIRE's order of checks (`validateAttestAgentParams`).
         let data = params
             .data
-            .ok_or_else(|| Status::invalid_argument("malformed param: missing attestation data"))?;
+            .ok_or_else(|| malformed_param("missing attestation data"))?;
         let csr = params
             .params
-            .map(|p| p.csr)
-            .filter(|csr| !csr.is_empty())
-            .ok_or_else(|| Status::invalid_argument("malformed param: missing X509-SVID params"))?;
+            .ok_or_else(|| malformed_param("missing X509-SVID parameters"))?
+            .csr;
+        if csr.is_empty() {
+            return Err(malformed_param("missing CSR"));
+        }
         if data.r#type.is_empty() {
-            return Err(Status::invalid_argument(
-                "malformed attestation data: missing type",
-            ));
+            return Err(malformed_param("missing attestation data type"));
         }
         if data.payload.is_empty() {
-            return Err(Status::invalid_argument(
-                "malformed attestation data: missing payload",
-            ));
+            return Err(malformed_param("missing attestation data payload"));
         }
         if data.r#type != JOIN_TOKEN {
             let attestor = self.attestors.get(&data.r#type).ok_or_else(|| {
@@ -293,12 +292,7 @@ impl AgentApi for AgentService {
         request: Request<pb::RenewAgentRequest>,
     ) -> Result<Response<pb::RenewAgentResponse>, Status> {
         let agent = agent_id(&request)?;
-        let csr = request
-            .into_inner()
-            .params
-            .map(|p| p.csr)
-            .filter(|csr| !csr.is_empty())
-            .ok_or_else(|| Status::invalid_argument("missing CSR"))?;
+        let params = request.into_inner().params;
         let node = self
             .ctx
             .store
@@ -311,6 +305,13 @@ impl AgentApi for AgentService {
                 "agent must re-attest",
                 5,
             ));
+        }
+        // Checked after the node, as SPIRE does.
+        let csr = params
+            .ok_or_else(|| Status::invalid_argument("params cannot be nil"))?
+            .csr;
+        if csr.is_empty() {
+            return Err(Status::invalid_argument("missing CSR"));
         }
         let spki = crate::ca::csr_public_key(&csr)
             .map_err(|e| Status::invalid_argument(format!("failed to parse CSR: {e}")))?;
@@ -754,4 +755,9 @@ impl AgentService {
             reattestable: can_reattest,
         })
     }
+}
+
+/// SPIRE's InvalidArgument for a malformed first AttestAgent message.
+fn malformed_param(reason: &str) -> Status {
+    Status::invalid_argument(format!("malformed param: {reason}"))
 }

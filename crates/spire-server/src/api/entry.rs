@@ -181,35 +181,67 @@ fn match_behavior(value: i32) -> Result<MatchBehavior, Status> {
         .ok_or_else(|| Status::invalid_argument(format!("unknown match behavior {value}")))
 }
 
+/// A datastore query from a ListEntries/CountEntries filter, refusing what SPIRE refuses
+/// with its messages (`malformed <filter> filter: <reason>`).
 fn list_request(
+    td: &TrustDomain,
     filter: Option<pb::list_entries_request::Filter>,
 ) -> Result<ListEntriesRequest, Status> {
     let mut req = ListEntriesRequest::default();
     let Some(filter) = filter else {
         return Ok(req);
     };
-    let id = |v: &types::Spiffeid| {
-        id_from_proto(v)
-            .map(|id| id.to_string())
-            .map_err(|e| Status::invalid_argument(format!("malformed filter: {e}")))
+    let malformed = |what: &str, reason: String| {
+        Status::invalid_argument(format!("malformed {what} filter: {reason}"))
     };
-    if let Some(v) = &filter.by_spiffe_id {
-        req.by_spiffe_id = Some(id(v)?);
-    }
+    let member = |what: &str, v: &types::Spiffeid| {
+        let id = id_from_proto(v).map_err(|e| malformed(what, e.to_string()))?;
+        if !id.is_member_of(td) {
+            return Err(malformed(
+                what,
+                format!("\"{id}\" is not a member of trust domain \"{td}\""),
+            ));
+        }
+        Ok(id.to_string())
+    };
     if let Some(v) = &filter.by_parent_id {
-        req.by_parent_id = Some(id(v)?);
+        req.by_parent_id = Some(member("parent ID", v)?);
+    }
+    if let Some(v) = &filter.by_spiffe_id {
+        req.by_spiffe_id = Some(member("SPIFFE ID", v)?);
     }
     if let Some(m) = filter.by_selectors {
+        let mut selectors = Vec::with_capacity(m.selectors.len());
+        for s in m.selectors {
+            let reason = if s.r#type.is_empty() {
+                Some("missing selector type")
+            } else if s.r#type.contains(':') {
+                Some("selector type contains ':'")
+            } else if s.value.is_empty() {
+                Some("missing selector value")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(malformed("selectors", reason.into()));
+            }
+            selectors.push(Selector::new(s.r#type, s.value));
+        }
+        if selectors.is_empty() {
+            return Err(malformed("selectors", "empty selector set".into()));
+        }
         req.by_selectors = Some(SelectorMatch {
-            selectors: m
-                .selectors
-                .into_iter()
-                .map(|s| Selector::new(s.r#type, s.value))
-                .collect(),
+            selectors,
             r#match: match_behavior(m.r#match)?,
         });
     }
     if let Some(m) = filter.by_federates_with {
+        for name in &m.trust_domains {
+            TrustDomain::parse(name).map_err(|e| malformed("federates with", e.to_string()))?;
+        }
+        if m.trust_domains.is_empty() {
+            return Err(malformed("federates with", "empty trust domain set".into()));
+        }
         req.by_federates_with = Some(FederatesWithMatch {
             trust_domains: m.trust_domains,
             r#match: match_behavior(m.r#match)?,
@@ -245,7 +277,7 @@ impl EntryApi for EntryService {
         let count = self
             .ctx
             .store
-            .count_registration_entries(&list_request(filter)?)
+            .count_registration_entries(&list_request(&self.ctx.trust_domain, filter)?)
             .await
             .map_err(store_status)?;
         Ok(Response::new(pb::CountEntriesResponse {
@@ -258,7 +290,7 @@ impl EntryApi for EntryService {
         request: Request<pb::ListEntriesRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
         let request = request.into_inner();
-        let mut req = list_request(request.filter)?;
+        let mut req = list_request(&self.ctx.trust_domain, request.filter)?;
         if request.page_size < 0 {
             return Err(Status::invalid_argument("page size must not be negative"));
         }

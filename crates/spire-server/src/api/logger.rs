@@ -43,8 +43,9 @@ impl LoggerService {
     }
 
     fn apply(&self, level: LogLevel) -> Result<(), Status> {
-        let filter = filter_level(level)
-            .ok_or_else(|| Status::invalid_argument("newLevel value cannot be UNSPECIFIED"))?;
+        let filter = filter_level(level).ok_or_else(|| {
+            Status::invalid_argument("newLevel value cannot be LogLevel_UNSPECIFIED")
+        })?;
         if let Some(guard) = &self.guard {
             guard
                 .set_level(filter)
