@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{TestServer, agent_channel, attest_with_svid, cli, cli_at};
+use common::{TestServer, agent_channel, attest_with_svid, cli, cli_stdin};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use spire_proto::spire::api::server::agent::v1 as agentpb;
@@ -24,18 +24,6 @@ impl TestServer {
     fn agents(&self) -> AgentClient<Channel> {
         AgentClient::new(self.channel())
     }
-}
-
-async fn cli_stdin(server: &TestServer, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let socket = server.socket.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli_at(&socket, &args, Some(&stdin))
-    })
-    .await
-    .unwrap()
 }
 
 fn id(path: &str) -> Option<Spiffeid> {

@@ -5,20 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{TestServer, cli};
+use common::{TestServer, cli, cli_json};
 
-use serde_json::{Value, json};
-
-/// Runs a CLI command that must succeed and print one line of JSON; returns it parsed.
-async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-output", "json"]);
-    let (ok, out, err) = cli(server, &all).await;
-    assert!(ok, "{args:?} failed: {err}");
-    assert!(out.ends_with('\n'), "{out:?}");
-    assert_eq!(out.trim_end().lines().count(), 1, "{out:?}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?} is not JSON: {e}"))
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_output_of_server_commands() {

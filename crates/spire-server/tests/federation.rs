@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{Setup, TestServer, cli, free_port};
+use common::{Setup, TestServer, cli, cli_json, free_port};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -651,6 +651,91 @@ async fn federation_cli() {
         "{err}"
     );
 
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `-output json` of the federation commands: each prints its response as protojson.
+#[tokio::test(flavor = "multi_thread")]
+async fn federation_cli_json() {
+    let a = FedServer::start("td-a.test", SPIFFE_PROFILE).await;
+    let b = FedServer::start("td-b.test", SPIFFE_PROFILE).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle_path = dir.path().join("b.pem");
+    let b_pem: String = (b.own_bundle().await.x509_authorities.iter())
+        .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.asn1.clone())))
+        .collect();
+    std::fs::write(&bundle_path, b_pem).unwrap();
+    let url = b.endpoint_url();
+    let ok = serde_json::json!({"code": 0, "message": "OK"});
+
+    let created = cli_json(
+        &a,
+        &[
+            "federation",
+            "create",
+            "-trustDomain",
+            "td-b.test",
+            "-bundleEndpointURL",
+            &url,
+            "-bundleEndpointProfile",
+            "https_spiffe",
+            "-endpointSpiffeID",
+            "spiffe://td-b.test/spire/server",
+            "-trustDomainBundlePath",
+            bundle_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let result = &created["results"][0];
+    assert_eq!(result["status"], ok);
+    let relationship = &result["federation_relationship"];
+    assert_eq!(relationship["trust_domain"], "td-b.test");
+    assert_eq!(relationship["bundle_endpoint_url"], url.as_str());
+    assert_eq!(
+        relationship["https_spiffe"]["endpoint_spiffe_id"],
+        "spiffe://td-b.test/spire/server"
+    );
+    assert_eq!(
+        relationship["trust_domain_bundle"]["trust_domain"],
+        "td-b.test"
+    );
+
+    let shown = cli_json(&a, &["federation", "show", "-trustDomain", "td-b.test"]).await;
+    assert_eq!(&shown, relationship);
+    let refreshed = cli_json(&a, &["federation", "refresh", "-id", "td-b.test"]).await;
+    assert_eq!(refreshed, ok);
+
+    let updated = cli_json(
+        &a,
+        &[
+            "federation",
+            "update",
+            "-trustDomain",
+            "td-b.test",
+            "-bundleEndpointURL",
+            "https://127.0.0.1:1/",
+            "-bundleEndpointProfile",
+            "https_web",
+        ],
+    )
+    .await;
+    let result = &updated["results"][0];
+    assert_eq!(result["status"], ok);
+    assert_eq!(
+        result["federation_relationship"]["https_web"],
+        serde_json::json!({})
+    );
+    assert_eq!(
+        result["federation_relationship"]["bundle_endpoint_url"],
+        "https://127.0.0.1:1/"
+    );
+
+    let deleted = cli_json(&a, &["federation", "delete", "-id", "td-b.test"]).await;
+    assert_eq!(
+        deleted,
+        serde_json::json!({"results": [{"status": ok, "trust_domain": "td-b.test"}]})
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -7,7 +7,7 @@ use spire_proto::spire::api::server::svid::v1::MintJwtsvidRequest;
 use spire_proto::spire::api::server::svid::v1::svid_client::SvidClient;
 
 use super::x509::{parse_go_duration, ttl_seconds, warn_if_capped};
-use super::{CliError, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum JwtCommand {
@@ -31,6 +31,8 @@ pub(crate) struct MintArgs {
     /// File to write token to instead of stdout.
     #[arg(long = "write", default_value = "")]
     write: String,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 impl JwtCommand {
@@ -55,8 +57,9 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
     if args.audience.is_empty() {
         return Err(CliError("at least one audience must be specified".into()));
     }
+    let format = args.output.format()?;
     let id = spiffe_core::SpiffeId::parse(&args.spiffe_id).map_err(|e| CliError(e.to_string()))?;
-    let svid = SvidClient::new(args.socket.channel()?)
+    let response = SvidClient::new(args.socket.channel()?)
         .mint_jwtsvid(MintJwtsvidRequest {
             id: Some(id_to_proto(&id)),
             audience: args.audience.clone(),
@@ -64,10 +67,12 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
         })
         .await
         .map_err(|s| CliError(format!("unable to mint SVID: {}", CliError::from(s).0)))?
-        .into_inner()
+        .into_inner();
+    let token = response
         .svid
+        .as_ref()
+        .map(|s| s.token.clone())
         .unwrap_or_default();
-    let token = svid.token;
     if token.is_empty() {
         return Err(CliError("server response missing token".into()));
     }
@@ -75,7 +80,11 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
         Ok(exp) => warn_if_capped("JWT-SVID", exp, args.ttl),
         Err(e) => eprintln!("Unable to determine JWT-SVID lifetime: {e}"),
     }
+    // As SPIRE: `-write` wins; otherwise the token (pretty) or the response (json).
     if args.write.is_empty() {
+        if format == OutputFormat::Json {
+            return print_json(&response);
+        }
         println!("{token}");
         return Ok(());
     }

@@ -5,7 +5,7 @@ use spire_proto::spire::api::server::localauthority::v1 as pb;
 use spire_proto::spire::api::server::localauthority::v1::local_authority_client::LocalAuthorityClient;
 use tonic::transport::Channel;
 
-use super::{CliError, OutputArgs, SocketArgs};
+use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
 /// `localauthority` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -81,6 +81,13 @@ impl CommonArgs {
     fn client(&self) -> Result<LocalAuthorityClient<Channel>, CliError> {
         self.output.require_pretty()?;
         Ok(LocalAuthorityClient::new(self.socket.channel()?))
+    }
+
+    /// A client and the requested output format (`-output json` prints the response's
+    /// protojson, as SPIRE does).
+    fn client_and_format(&self) -> Result<(LocalAuthorityClient<Channel>, OutputFormat), CliError> {
+        let format = self.output.format()?;
+        Ok((LocalAuthorityClient::new(self.socket.channel()?), format))
     }
 }
 
@@ -188,12 +195,15 @@ macro_rules! authority_commands {
             const KIND: &str = $kind;
             match self {
                 AuthorityCommand::Show(args) => {
-                    let r = args
-                        .client()?
+                    let (mut client, format) = args.client_and_format()?;
+                    let r = client
                         .$get(pb::$get_req::default())
                         .await
                         .map_err(rpc(concat!("get ", $kind, " authorities")))?
                         .into_inner();
+                    if format == OutputFormat::Json {
+                        return print_json(&r);
+                    }
                     print_show(
                         KIND,
                         $upstream,
@@ -204,51 +214,60 @@ macro_rules! authority_commands {
                     Ok(())
                 }
                 AuthorityCommand::Prepare(args) => {
-                    let r = args
-                        .client()?
+                    let (mut client, format) = args.client_and_format()?;
+                    let r = client
                         .$prepare(pb::$prepare_req::default())
                         .await
                         .map_err(rpc(concat!("prepare ", $kind, " authority")))?
                         .into_inner();
+                    if format == OutputFormat::Json {
+                        return print_json(&r);
+                    }
                     print_one("Prepared", KIND, r.prepared_authority.as_ref())
                 }
                 AuthorityCommand::Activate(args) => {
                     require_id(&args.authority_id)?;
-                    let r = args
-                        .common
-                        .client()?
+                    let (mut client, format) = args.common.client_and_format()?;
+                    let r = client
                         .$activate(pb::$activate_req {
                             authority_id: args.authority_id,
                         })
                         .await
                         .map_err(rpc(concat!("activate ", $kind, " authority")))?
                         .into_inner();
+                    if format == OutputFormat::Json {
+                        return print_json(&r);
+                    }
                     print_one("Activated", KIND, r.activated_authority.as_ref())
                 }
                 AuthorityCommand::Taint(args) => {
                     require_id(&args.authority_id)?;
-                    let r = args
-                        .common
-                        .client()?
+                    let (mut client, format) = args.common.client_and_format()?;
+                    let r = client
                         .$taint(pb::$taint_req {
                             authority_id: args.authority_id,
                         })
                         .await
                         .map_err(rpc(concat!("taint ", $kind, " authority")))?
                         .into_inner();
+                    if format == OutputFormat::Json {
+                        return print_json(&r);
+                    }
                     print_one("Tainted", KIND, r.tainted_authority.as_ref())
                 }
                 AuthorityCommand::Revoke(args) => {
                     require_id(&args.authority_id)?;
-                    let r = args
-                        .common
-                        .client()?
+                    let (mut client, format) = args.common.client_and_format()?;
+                    let r = client
                         .$revoke(pb::$revoke_req {
                             authority_id: args.authority_id,
                         })
                         .await
                         .map_err(rpc(concat!("revoke ", $kind, " authority")))?
                         .into_inner();
+                    if format == OutputFormat::Json {
+                        return print_json(&r);
+                    }
                     print_one("Revoked", KIND, r.revoked_authority.as_ref())
                 }
             }

@@ -356,3 +356,34 @@ pub async fn tcp_channel(server: &TestServer, svid: Option<(&[u8], &[u8])>) -> C
 pub async fn agent_channel(server: &TestServer, chain: &[u8], key: &[u8]) -> Channel {
     tcp_channel(server, Some((chain, key))).await
 }
+
+/// Runs the CLI with `stdin` fed to it.
+pub async fn cli_stdin(server: &TestServer, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let socket = server.socket.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_at(&socket, &args, Some(&stdin))
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs a CLI command that must succeed; returns its stdout.
+pub async fn cli_ok(server: &TestServer, args: &[&str]) -> String {
+    let (ok, out, err) = cli(server, args).await;
+    assert!(ok, "{args:?} failed: {err}");
+    out
+}
+
+/// Runs a CLI command with `-output json` that must succeed and print one line of JSON;
+/// returns it parsed.
+pub async fn cli_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["-output", "json"]);
+    let out = cli_ok(server, &all).await;
+    assert!(out.ends_with('\n'), "{out:?}");
+    assert_eq!(out.trim_end().lines().count(), 1, "{out:?}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?} is not JSON: {e}"))
+}
