@@ -342,3 +342,100 @@ async fn localauthority_commands_pretty_and_json() {
     }
     server.stop().await;
 }
+
+/// The entry block of server.md §2.4 with every optional line present.
+fn full_entry_block(id: &str) -> String {
+    format!(
+        "Entry ID                : {id}\n\
+         SPIFFE ID               : spiffe://example.org/full\n\
+         Parent ID               : spiffe://example.org/host\n\
+         Revision                : 0\n\
+         Downstream              : true\n\
+         X509-SVID TTL           : 300\n\
+         JWT-SVID TTL            : 60\n\
+         Expiration time         : 2030-03-17 17:46:40 +0000 UTC\n\
+         Selector                : unix:gid:2\n\
+         Selector                : unix:uid:1\n\
+         FederatesWith           : two.org\n\
+         DNS name                : a.example\n\
+         DNS name                : b.example\n\
+         Admin                   : true\n\
+         StoreSvid               : true\n\
+         Hint                    : h1\n\
+         DisableX509SvidPrefetch : true\n\
+         JwtSvidIncludeJti       : true\n\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entry_create_and_show_pretty() {
+    let server = TestServer::start().await;
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap();
+    let (ok, _, err) = cli_stdin(
+        &server,
+        &["bundle", "set", "-id", "spiffe://two.org"],
+        &ca.pem(),
+    )
+    .await;
+    assert!(ok, "{err}");
+
+    #[rustfmt::skip]
+    let out = cli_ok(&server, &[
+        "entry", "create", "-entryID", "full-entry",
+        "-parentID", "spiffe://example.org/host", "-spiffeID", "spiffe://example.org/full",
+        "-selector", "unix:gid:2", "-selector", "unix:uid:1",
+        "-federatesWith", "spiffe://two.org", "-dns", "a.example", "-dns", "b.example",
+        "-x509SVIDTTL", "300", "-jwtSVIDTTL", "60", "-entryExpiry", "1900000000",
+        "-admin", "-downstream", "-storeSVID", "-hint", "h1",
+        "-disableX509SVIDPrefetch", "-jwtSVIDIncludeJTI",
+    ]).await;
+    assert_eq!(out, full_entry_block("full-entry"));
+
+    // -node: the parent is the server; the minimal block.
+    let out = cli_ok(
+        &server,
+        &[
+            "entry",
+            "create",
+            "-node",
+            "-spiffeID",
+            "spiffe://example.org/nodes",
+            "-selector",
+            "unix:uid:3",
+        ],
+    )
+    .await;
+    let id = out
+        .strip_prefix("Entry ID                : ")
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    let node_block = format!(
+        "Entry ID                : {id}\n\
+         SPIFFE ID               : spiffe://example.org/nodes\n\
+         Parent ID               : spiffe://example.org/spire/server\n\
+         Revision                : 0\n\
+         X509-SVID TTL           : default\n\
+         JWT-SVID TTL            : default\n\
+         Selector                : unix:uid:3\n\n"
+    );
+    assert_eq!(out, node_block);
+
+    // show sends by_downstream = the flag, so each entry appears under one form only.
+    let out = cli_ok(&server, &["entry", "show"]).await;
+    assert_eq!(out, format!("Found 1 entry\n{node_block}"));
+    let out = cli_ok(&server, &["entry", "show", "-downstream"]).await;
+    assert_eq!(
+        out,
+        format!("Found 1 entry\n{}", full_entry_block("full-entry"))
+    );
+    assert_eq!(
+        cli_ok(&server, &["entry", "count", "-downstream"]).await,
+        "1 registration entry\n"
+    );
+    server.stop().await;
+}
