@@ -120,12 +120,42 @@ async fn agent_api_validation() {
             message,
         );
     }
+    let mut client = AgentClient::new(server.channel());
+    let empty = client.attest_agent(tokio_stream::iter(Vec::new())).await;
+    let empty = match empty {
+        Err(status) => status,
+        Ok(response) => response.into_inner().message().await.unwrap_err(),
+    };
+    let eof = "failed to receive request from stream: EOF";
+    expect("no message", Err::<(), _>(empty), bad, eof);
     let status = attest(&server, params(data("tpm", b"x"), csr())).await;
     expect(
         "unknown attestor",
         Err::<(), _>(status),
         Code::FailedPrecondition,
         "error getting node attestor: could not find node attestor type \"tpm\"",
+    );
+
+    let r = agents
+        .list_agents(agentpb::ListAgentsRequest {
+            filter: Some(agentpb::list_agents_request::Filter {
+                by_selector_match: Some(SelectorMatch {
+                    selectors: vec![types::Selector {
+                        r#type: String::new(),
+                        value: "x".into(),
+                    }],
+                    r#match: 0,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    expect(
+        "bad selector",
+        r,
+        bad,
+        "failed to parse selectors: missing selector type",
     );
 
     // RenewAgent, as the attested agent over TLS.

@@ -236,10 +236,9 @@ impl AgentApi for AgentService {
         request: Request<Streaming<pb::AttestAgentRequest>>,
     ) -> Result<Response<Self::AttestAgentStream>, Status> {
         let mut stream = request.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("missing attestation request"))?;
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("failed to receive request from stream: EOF")
+        })?;
         let params = match first.step {
             Some(pb::attest_agent_request::Step::Params(params)) => params,
             _ => return Err(malformed_param("missing params")),
