@@ -52,6 +52,12 @@ impl TrustStore {
         guard.insert(bundle);
     }
 
+    /// Removes the bundle of `trust_domain`, if held.
+    pub fn remove_bundle(&self, trust_domain: &spiffe_core::TrustDomain) {
+        let mut guard = self.bundles.write().unwrap_or_else(|e| e.into_inner());
+        guard.remove(trust_domain);
+    }
+
     /// A copy of the current bundles.
     pub fn bundles(&self) -> BundleSet {
         self.bundles
@@ -170,11 +176,23 @@ fn bad_certificate(e: spiffe_core::X509Error) -> TlsError {
 /// Server-side verifier: requests a client SVID and verifies it against the trust store
 /// when presented. The SPIRE server API does not require one (agents attest first);
 /// workload-to-workload mTLS does ([`SpiffeClientVerifier::required`]).
-#[derive(Debug)]
 pub struct SpiffeClientVerifier {
     trust: Arc<TrustStore>,
     algorithms: WebPkiSupportedAlgorithms,
     mandatory: bool,
+    accept: Option<PeerFilter>,
+}
+
+/// Decides which verified peer IDs may complete a handshake.
+pub type PeerFilter = Arc<dyn Fn(&SpiffeId) -> bool + Send + Sync>;
+
+impl fmt::Debug for SpiffeClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpiffeClientVerifier")
+            .field("mandatory", &self.mandatory)
+            .field("filtered", &self.accept.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SpiffeClientVerifier {
@@ -184,7 +202,14 @@ impl SpiffeClientVerifier {
             trust,
             algorithms: provider().signature_verification_algorithms,
             mandatory: false,
+            accept: None,
         }
+    }
+
+    /// The same, refusing verified peers whose ID `accept` rejects.
+    pub fn accepting(mut self, accept: PeerFilter) -> Self {
+        self.accept = Some(accept);
+        self
     }
 
     /// The same, refusing clients that present no SVID.
@@ -213,9 +238,17 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, TlsError> {
-        self.trust
+        let id = self
+            .trust
             .verify(&peer_chain(end_entity, intermediates), system_time(now))
             .map_err(bad_certificate)?;
+        if let Some(accept) = &self.accept
+            && !accept(&id)
+        {
+            return Err(TlsError::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ));
+        }
         Ok(ClientCertVerified::assertion())
     }
 
@@ -312,9 +345,18 @@ pub fn server_config(
     svid: Arc<SvidResolver>,
     trust: Arc<TrustStore>,
 ) -> Result<ServerConfig, TlsError> {
+    server_config_with_verifier(svid, SpiffeClientVerifier::new(trust))
+}
+
+/// [`server_config`] with a client verifier of the caller's making (e.g. one that only
+/// accepts some peer IDs).
+pub fn server_config_with_verifier(
+    svid: Arc<SvidResolver>,
+    verifier: SpiffeClientVerifier,
+) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(Arc::new(SpiffeClientVerifier::new(trust)))
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(svid);
     config.alpn_protocols = vec![b"h2".to_vec()];
     config.session_storage = Arc::new(NoServerSessionStorage {});

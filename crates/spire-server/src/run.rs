@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use spiffe_core::{BundleSet, X509Svid};
 use spire_common::grpc_tls::tls_incoming;
 use spire_common::logging::LogGuard;
-use spire_common::tls::{SvidResolver, TrustStore, server_config};
+use spire_common::tls::{
+    SpiffeClientVerifier, SvidResolver, TrustStore, server_config_with_verifier,
+};
 use spire_proto::spire::api::server::agent::v1::agent_server::AgentServer;
 use spire_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
 use spire_proto::spire::api::server::debug::v1::debug_server::DebugServer;
@@ -36,6 +38,7 @@ use crate::api::facts::StoreFacts;
 use crate::api::localauthority::LocalAuthorityService;
 use crate::api::logger::LoggerService;
 use crate::api::notify::NotifyHub;
+use crate::api::peer_trust;
 use crate::api::svid::SvidService;
 use crate::api::trustdomain::TrustDomainService;
 use crate::ca::{CaConfig, ServerCa, SystemClock};
@@ -367,7 +370,20 @@ pub async fn run_with_logger(
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|e| ServerError::Listen(format!("cannot listen on {addr}: {e}")))?;
-    let tls = server_config(server_svid.clone(), trust.clone())
+    // Admins of federated trust domains are verified against their domain's bundle.
+    let admin_domains = peer_trust::foreign_admin_domains(&config.trust_domain, &config.admin_ids);
+    peer_trust::load_bundles(&store, &trust, &admin_domains).await;
+    tokio::spawn(peer_trust::follow_bundles(
+        store.clone(),
+        trust.clone(),
+        admin_domains,
+        stop.clone(),
+    ));
+    let verifier = SpiffeClientVerifier::new(trust.clone()).accepting(peer_trust::peer_filter(
+        config.trust_domain.clone(),
+        config.admin_ids.clone(),
+    ));
+    let tls = server_config_with_verifier(server_svid.clone(), verifier)
         .map_err(|e| ServerError::Listen(format!("TLS configuration: {e}")))?;
     let tcp_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

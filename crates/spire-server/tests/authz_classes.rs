@@ -11,9 +11,15 @@ use common::{Setup, TestServer, attest_with_svid, mint_svid, tcp_channel};
 
 use std::time::Duration;
 
+use rcgen::string::Ia5String;
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use spire_proto::spire::api::server::bundle::v1 as bundlepb;
 use spire_proto::spire::api::server::entry::v1 as entrypb;
 use spire_proto::spire::api::server::entry::v1::entry_client::EntryClient;
-use spire_proto::spire::api::types::{Entry, Selector, Spiffeid};
+use spire_proto::spire::api::types::{self, Entry, Selector, Spiffeid};
 use spire_server::authz::{Allow, POLICY};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -21,6 +27,7 @@ use tonic::{Code, Status};
 const ADMIN_IDS_PATH: &str = "/ops/listed-admin";
 const ADMIN_ENTRY_PATH: &str = "/ops/entry-admin";
 const DOWNSTREAM_PATH: &str = "/nested/downstream";
+const FEDERATED_ADMIN: &str = "spiffe://other.org/ops/admin";
 
 /// A caller class: how it reaches the server and whether a policy row lets it in.
 struct Class {
@@ -70,6 +77,95 @@ async fn svid_channel(server: &TestServer, path: &str) -> Channel {
     tcp_channel(server, Some((&chain, &key))).await
 }
 
+/// The CA of the federated trust domain `other.org`.
+struct ForeignCa {
+    der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl ForeignCa {
+    fn new() -> ForeignCa {
+        let key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.subject_alt_names = vec![uri("spiffe://other.org")];
+        let der = ca.self_signed(&key).unwrap().der().to_vec();
+        ForeignCa {
+            der,
+            issuer: Issuer::new(ca, key),
+        }
+    }
+
+    /// Sets this CA as the federated bundle of `other.org` over the admin socket.
+    async fn federate(&self, server: &TestServer) {
+        let bundle = types::Bundle {
+            trust_domain: "other.org".into(),
+            x509_authorities: vec![types::X509Certificate {
+                asn1: self.der.clone(),
+                tainted: false,
+            }],
+            ..Default::default()
+        };
+        let results = server
+            .bundles()
+            .batch_set_federated_bundle(bundlepb::BatchSetFederatedBundleRequest {
+                bundle: vec![bundle],
+                output_mask: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert_eq!(results[0].status.as_ref().unwrap().code, 0);
+    }
+
+    /// A TLS channel presenting an X509-SVID for `id` issued by this CA.
+    async fn channel(&self, server: &TestServer, id: &str) -> Channel {
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::default();
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        leaf.subject_alt_names = vec![uri(id)];
+        let leaf = leaf.signed_by(&key, &self.issuer).unwrap();
+        tcp_channel(server, Some((leaf.der(), &key.serialize_der()))).await
+    }
+}
+
+fn uri(id: &str) -> SanType {
+    SanType::URI(Ia5String::try_from(id).unwrap())
+}
+
+/// Whether a GetBundle (allowed to anyone) over `channel` succeeds, i.e. whether the
+/// server accepted the client certificate in the handshake.
+async fn handshake_accepted(channel: Channel) -> bool {
+    call(channel, "/spire.api.server.bundle.v1.Bundle/GetBundle")
+        .await
+        .is_ok()
+}
+
+/// The federated admin's channel, once the server trusts `other.org`'s bundle (it follows
+/// bundle changes in the background).
+async fn federated_admin_channel(server: &TestServer) -> Channel {
+    let ca = ForeignCa::new();
+    ca.federate(server).await;
+    for _ in 0..100 {
+        let channel = ca.channel(server, FEDERATED_ADMIN).await;
+        if handshake_accepted(channel.clone()).await {
+            // Only admin_ids of other trust domains get in, not their other IDs.
+            let other = ca.channel(server, "spiffe://other.org/workload").await;
+            assert!(!handshake_accepted(other).await);
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the federated admin was never accepted");
+}
+
 /// Calls `method` with one empty message (an empty protobuf message decodes as the
 /// default of any request type), as a bidirectional stream so that one call shape
 /// covers unary and streaming methods alike. Returns the first error status, if any;
@@ -92,7 +188,10 @@ async fn call(channel: Channel, method: &str) -> Result<(), Status> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_method_admits_exactly_the_classes_of_its_policy_row() {
     let server = TestServer::start_with(Setup {
-        extra_server: format!("admin_ids = [\"{}\"]", spiffe_id(ADMIN_IDS_PATH)),
+        extra_server: format!(
+            "admin_ids = [\"{}\", \"{FEDERATED_ADMIN}\"]",
+            spiffe_id(ADMIN_IDS_PATH)
+        ),
         ..Setup::default()
     })
     .await;
@@ -114,6 +213,11 @@ async fn every_method_admits_exactly_the_classes_of_its_policy_row() {
         Class {
             name: "admin (admin entry)",
             channel: svid_channel(&server, ADMIN_ENTRY_PATH).await,
+            allowed: |a| a.any || a.admin,
+        },
+        Class {
+            name: "admin (federated, admin_ids)",
+            channel: federated_admin_channel(&server).await,
             allowed: |a| a.any || a.admin,
         },
         Class {
