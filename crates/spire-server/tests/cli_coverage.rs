@@ -439,3 +439,55 @@ async fn entry_create_and_show_pretty() {
     );
     server.stop().await;
 }
+
+/// Runs the binary with exactly `args` (no `-socketPath` added) and the given environment.
+async fn cli_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_spire-server"));
+    cmd.args(args)
+        .env_remove("SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE")
+        .env_remove("SPIRE_SERVER_PRIVATE_SOCKET")
+        .envs(env.iter().copied());
+    let out = cmd.output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// server.md §2.1: `-socketPath` (non-default) wins, then `-instance` in
+/// SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE, then SPIRE_SERVER_PRIVATE_SOCKET.
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_from_instance_and_environment() {
+    let server = TestServer::start().await;
+    let socket = server.socket.to_str().unwrap();
+    let template = socket.replace("api.sock", "%i.sock");
+    let count = ["entry", "count"];
+    let expect_ok = |(ok, out, err): (bool, String, String)| {
+        assert!(ok, "{err}");
+        assert_eq!(out, "0 registration entries\n");
+    };
+    let expect_err = |(ok, _, err): (bool, String, String), message: &str| {
+        assert!(!ok);
+        assert_eq!(err, format!("Error: {message}\n"));
+    };
+
+    let with_instance = [&count[..], &["-instance", "api"]].concat();
+    let tpl = ("SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE", template.as_str());
+    expect_ok(cli_env(&with_instance, &[tpl]).await);
+    expect_ok(cli_env(&count, &[("SPIRE_SERVER_PRIVATE_SOCKET", socket)]).await);
+    let bogus = ("SPIRE_SERVER_PRIVATE_SOCKET", "/nonexistent/api.sock");
+    let explicit = [&count[..], &["-socketPath", socket]].concat();
+    expect_ok(cli_env(&explicit, &[bogus]).await);
+
+    expect_err(
+        cli_env(&with_instance, &[]).await,
+        "you must define SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE to use the instance flag",
+    );
+    let no_marker = ("SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE", "/tmp/api.sock");
+    expect_err(
+        cli_env(&with_instance, &[no_marker]).await,
+        "failed to find %i in SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE",
+    );
+    server.stop().await;
+}

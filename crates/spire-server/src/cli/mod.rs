@@ -16,7 +16,7 @@ mod validate;
 mod x509;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -104,12 +104,50 @@ pub(crate) struct SocketArgs {
     /// Path to the SPIRE Server API socket.
     #[arg(long = "socketPath", default_value = DEFAULT_SOCKET_PATH)]
     pub socket_path: PathBuf,
+    /// Instance name to substitute into socket templates (env
+    /// SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE).
+    #[arg(long = "instance", default_value = "")]
+    pub instance: String,
 }
 
+/// Env var holding a socket path template with `%i` for `-instance`.
+const SOCKET_TEMPLATE_ENV: &str = "SPIRE_SERVER_PRIVATE_SOCKET_TEMPLATE";
+/// Env var holding the socket path when neither flag says otherwise.
+const SOCKET_ENV: &str = "SPIRE_SERVER_PRIVATE_SOCKET";
+
 impl SocketArgs {
+    /// The socket to dial, as SPIRE chooses it: an explicit non-default `-socketPath`,
+    /// then `-instance` in the template env var, then the socket env var, then the default.
+    pub(crate) fn resolved_path(&self) -> Result<PathBuf, CliError> {
+        let template = std::env::var(SOCKET_TEMPLATE_ENV).unwrap_or_default();
+        if !self.instance.is_empty() {
+            if template.is_empty() {
+                return Err(CliError(format!(
+                    "you must define {SOCKET_TEMPLATE_ENV} to use the instance flag"
+                )));
+            }
+            if !template.contains("%i") {
+                return Err(CliError(format!(
+                    "failed to find %i in {SOCKET_TEMPLATE_ENV}"
+                )));
+            }
+        }
+        if self.socket_path != Path::new(DEFAULT_SOCKET_PATH) {
+            return Ok(self.socket_path.clone());
+        }
+        if !self.instance.is_empty() {
+            return Ok(PathBuf::from(template.replace("%i", &self.instance)));
+        }
+        match std::env::var(SOCKET_ENV) {
+            Ok(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => Ok(self.socket_path.clone()),
+        }
+    }
+
     pub(crate) fn channel(&self) -> Result<tonic::transport::Channel, CliError> {
-        spire_common::uds::channel(&self.socket_path)
-            .map_err(|e| CliError(format!("cannot reach {}: {e}", self.socket_path.display())))
+        let path = self.resolved_path()?;
+        spire_common::uds::channel(&path)
+            .map_err(|e| CliError(format!("cannot reach {}: {e}", path.display())))
     }
 }
 
