@@ -2,7 +2,10 @@
 //! §4.3): prepared, active and old authorities are appended; what is already stored
 //! (including its `tainted` flag) is left as it is.
 
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::CertificateDer;
+use spiffe_core::{X509Bundle, X509Svid};
 
 use super::ServerCa;
 use crate::datastore::{self, DataStoreError, SqlStore};
@@ -40,4 +43,26 @@ pub fn datastore_bundle(ca: &ServerCa) -> datastore::Bundle {
 /// Appends the CA's authorities to the stored bundle; returns the stored result.
 pub async fn append(store: &SqlStore, ca: &ServerCa) -> Result<datastore::Bundle, DataStoreError> {
     store.append_bundle(&datastore_bundle(ca)).await
+}
+
+/// The X.509 roots a stored bundle marks tainted.
+pub fn tainted_x509_roots(bundle: &datastore::Bundle) -> Vec<CertificateDer<'static>> {
+    bundle
+        .x509_authorities
+        .iter()
+        .filter(|a| a.tainted)
+        .map(|a| CertificateDer::from(a.asn1.clone()))
+        .collect()
+}
+
+/// Whether `svid`'s chain verifies at `now` up to one of the `roots` (e.g. the tainted
+/// ones, after which the server renews its own SVID at once; server.md §4.7).
+pub fn signed_by_any(roots: &[CertificateDer<'static>], svid: &X509Svid, now: SystemTime) -> bool {
+    let mut bundle = X509Bundle::new(svid.spiffe_id().trust_domain());
+    for root in roots {
+        if let Err(e) = bundle.add_authority(root.clone()) {
+            tracing::debug!(error = %e, "Ignoring an unusable root");
+        }
+    }
+    !bundle.is_empty() && svid.verify(&bundle, now).is_ok()
 }
