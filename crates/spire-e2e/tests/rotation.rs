@@ -440,3 +440,76 @@ async fn forced_jwt_rotation_purges_tokens_of_the_tainted_key() -> TestResult {
 fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+/// When a root certificate expires.
+fn not_after(root: &CertificateDer<'static>) -> SystemTime {
+    let (_, cert) = x509_parser::parse_x509_certificate(root.as_ref()).expect("a certificate");
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// SPIRE's schedule with the smallest CA lifetime that still fits the 10 s rotation
+/// tick: prepare at 1/2 of `ca_ttl` (30 s), activate at 5/6 (50 s), expiry at 60 s.
+/// SVID TTLs are `ca_ttl / 6`, the largest a rotation never cuts short.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_rotation_with_a_short_ca_ttl_has_no_gap() -> TestResult {
+    let (qs, _agent, socket) = setup(
+        r#"ca_ttl = "1m"
+    default_x509_svid_ttl = "10s"
+    default_jwt_svid_ttl = "10s""#,
+    );
+    let mut rx = watch_x509(&socket).await?;
+    let first = next_matching(&mut rx, &qs, ONE_SYNC, "a first SVID", |_| true).await?;
+    assert_eq!(first.roots.len(), 1, "one CA before any rotation");
+    let old_root = first.roots[0].clone();
+    let old_expiry = not_after(&old_root);
+
+    // Prepare: the next CA joins the bundle while SVIDs still chain to the old one.
+    let prepared = next_matching(
+        &mut rx,
+        &qs,
+        Duration::from_secs(60),
+        "the next CA in the bundle",
+        |s| s.roots.len() == 2,
+    )
+    .await?;
+    let new_root = prepared
+        .roots
+        .iter()
+        .find(|r| **r != old_root)
+        .cloned()
+        .ok_or("no new root")?;
+    assert!(
+        SystemTime::now() < old_expiry,
+        "the next CA must be published before the current one expires"
+    );
+
+    // Activate: SVIDs chain to the next CA before the old one expires.
+    next_matching(
+        &mut rx,
+        &qs,
+        Duration::from_secs(60),
+        "an SVID of the next CA",
+        |s| s.chained_to(&new_root),
+    )
+    .await?;
+    assert!(
+        SystemTime::now() < old_expiry,
+        "SVIDs of the next CA must arrive before the current CA expires"
+    );
+
+    // Past the old CA's expiry: every response still validates (checked as they
+    // arrive) and chains to the new CA.
+    let settle = old_expiry + Duration::from_secs(15);
+    let limit = settle.duration_since(SystemTime::now()).unwrap_or_default() + ONE_SYNC;
+    let after = next_matching(
+        &mut rx,
+        &qs,
+        limit,
+        "a response after the old CA expired",
+        |s| SystemTime::now() > settle && s.chained_to(&new_root),
+    )
+    .await?;
+    assert!(after.roots.contains(&new_root));
+    Ok(())
+}
