@@ -444,6 +444,8 @@ pub async fn run_with_logger(
     // CA rotation and server SVID renewal.
     let mut ticker = tokio::time::interval(ROTATION_INTERVAL);
     ticker.tick().await;
+    let mut prune_ticker = tokio::time::interval(crate::ca::publish::PRUNE_BUNDLE_INTERVAL);
+    prune_ticker.tick().await;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -456,6 +458,17 @@ pub async fn run_with_logger(
                 // A taint must not wait for the next tick to renew the server SVID.
                 if crate::ca::publish::signed_by_any(&tainted_roots, &current_svid, SystemTime::now()) {
                     ticker.reset_immediately();
+                }
+            }
+            _ = prune_ticker.tick() => {
+                let td = config.trust_domain.name();
+                match crate::ca::publish::prune(&store, td, SystemTime::now()).await {
+                    Ok(true) => match publish_bundle(&store, &ca, &trust).await {
+                        Ok(roots) => tainted_roots = roots,
+                        Err(e) => tracing::error!(error = %e, "Failed to publish the bundle"),
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "Could not prune the bundle"),
                 }
             }
             _ = ticker.tick() => {

@@ -1,8 +1,10 @@
 //! The CA's authorities as the trust domain's bundle in the datastore (spec server.md
 //! §4.3): prepared, active and old authorities are appended; what is already stored
-//! (including its `tainted` flag) is left as it is.
+//! (including its `tainted` flag) is left as it is. Expired authorities leave the
+//! stored bundle only when pruned, [`BUNDLE_SAFETY_THRESHOLD`] after their expiry
+//! (SPIRE's `PruneBundle`, run every [`PRUNE_BUNDLE_INTERVAL`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
 use spiffe_core::{X509Bundle, X509Svid};
@@ -38,6 +40,34 @@ pub fn datastore_bundle(ca: &ServerCa) -> datastore::Bundle {
             .collect(),
         ..Default::default()
     }
+}
+
+/// How often the server prunes expired authorities from its bundle (SPIRE's
+/// `pruneBundleInterval`).
+pub const PRUNE_BUNDLE_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+
+/// How long an expired authority stays in the bundle before a prune drops it (SPIRE's
+/// `safetyThresholdBundle`), so that peers with skewed clocks keep validating.
+pub const BUNDLE_SAFETY_THRESHOLD: Duration = Duration::from_secs(24 * 3600);
+
+/// Drops from the stored bundle of `trust_domain` the X.509 roots and JWT keys that
+/// expired more than [`BUNDLE_SAFETY_THRESHOLD`] before `now` (never every root or
+/// every JWT key: that fails with `FailedPrecondition`). Returns whether the bundle
+/// changed; a change reaches agents through the datastore's change feed.
+pub async fn prune(
+    store: &SqlStore,
+    trust_domain: &str,
+    now: SystemTime,
+) -> Result<bool, DataStoreError> {
+    let expires_before = now
+        .checked_sub(BUNDLE_SAFETY_THRESHOLD)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let changed = store.prune_bundle(trust_domain, expires_before).await?;
+    if changed {
+        tracing::info!(trust_domain, "Pruned expired authorities from the bundle");
+    }
+    Ok(changed)
 }
 
 /// Appends the CA's authorities to the stored bundle; returns the stored result.
