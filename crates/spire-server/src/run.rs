@@ -456,7 +456,8 @@ pub async fn run_with_logger(
                     Err(e) => tracing::error!(error = %e, "Failed to publish the bundle"),
                 }
                 // A taint must not wait for the next tick to renew the server SVID.
-                if crate::ca::publish::signed_by_any(&tainted_roots, &current_svid, SystemTime::now()) {
+                let now = SystemTime::now();
+                if crate::ca::publish::signed_by_any(&tainted_roots, &current_svid, now) {
                     ticker.reset_immediately();
                 }
             }
