@@ -32,6 +32,7 @@ use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesR
 use tonic::transport::Channel;
 
 use crate::manager::jwt_cache::{JwtSvidMinter, MintedJwtSvid};
+use crate::manager::taint::TaintedAuthorities;
 
 /// Deadline of every unary call, as SPIRE's agent (agent.md §5.3).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -297,12 +298,23 @@ impl ServerClient {
 
     /// The trust domain's bundle (`GetBundle`).
     pub async fn bundle(&self) -> Result<SpiffeBundle, ClientError> {
+        Ok(self.bundle_with_taints().await?.0)
+    }
+
+    /// The trust domain's bundle (`GetBundle`) and the authorities the server marked
+    /// tainted in it.
+    pub async fn bundle_with_taints(
+        &self,
+    ) -> Result<(SpiffeBundle, TaintedAuthorities), ClientError> {
         let mut client = BundleClient::new(self.channel());
         let bundle = client
             .get_bundle(Self::request(GetBundleRequest { output_mask: None }))
             .await?
             .into_inner();
-        bundle_from_proto(&bundle).map_err(|e| ClientError::InvalidResponse(e.to_string()))
+        let tainted = TaintedAuthorities::from_proto(&bundle);
+        let bundle =
+            bundle_from_proto(&bundle).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+        Ok((bundle, tainted))
     }
 
     /// The entries authorized for this agent (`SyncAuthorizedEntries`, with the paging of

@@ -363,22 +363,26 @@ pub async fn run(
     storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
 
     let cache = Arc::new(Cache::new(td.clone()));
+    let jwt_cache = Arc::new(crate::manager::JwtSvidCache::default());
     let observer_trust = trust.clone();
     let observer_state = current.clone();
     let observer_storage = storage.clone();
-    let synchronizer = Arc::new(Synchronizer::new(
-        client.clone(),
-        cache.clone(),
-        Box::new(move |bundle: &SpiffeBundle| {
-            observer_trust.set_bundle(bundle.clone());
-            let mut state = observer_state.lock().unwrap_or_else(|e| e.into_inner());
-            state.bundle = bundle.x509_bundle().authorities().to_vec();
-            if let Err(e) = observer_storage.save(&state) {
-                tracing::error!(error = %e, "Failed to persist the trust bundle");
-            }
-        }),
-        config.experimental.sync_interval,
-    ));
+    let synchronizer = Arc::new(
+        Synchronizer::new(
+            client.clone(),
+            cache.clone(),
+            Box::new(move |bundle: &SpiffeBundle| {
+                observer_trust.set_bundle(bundle.clone());
+                let mut state = observer_state.lock().unwrap_or_else(|e| e.into_inner());
+                state.bundle = bundle.x509_bundle().authorities().to_vec();
+                if let Err(e) = observer_storage.save(&state) {
+                    tracing::error!(error = %e, "Failed to persist the trust bundle");
+                }
+            }),
+            config.experimental.sync_interval,
+        )
+        .with_jwt_cache(jwt_cache.clone()),
+    );
     if let Err(e) = retry("Initial sync", || async {
         synchronizer.sync().await.map_err(|e| match e {
             crate::manager::sync::SyncError::Client(c) => c,
@@ -398,6 +402,8 @@ pub async fn run(
     let refusal = Arc::new(std::sync::OnceLock::<Refusal>::new());
     let sync_stop = stop.clone();
     let sync_refusal = refusal.clone();
+    let rotator_sync = synchronizer.clone();
+    let rotator_taint = synchronizer.x509_taint_signal();
     let sync_task = tokio::spawn(async move {
         if let Err(e) = synchronizer.run(sync_stop.clone()).await {
             if let crate::manager::sync::SyncError::Client(c) = &e
@@ -409,7 +415,8 @@ pub async fn run(
         }
     });
 
-    // Agent SVID rotation at half life: re-attestable agents attest again with their
+    // Agent SVID rotation at half life, or at once when a synced bundle marks its CA
+    // tainted (agent.md §5.5, §5.11): re-attestable agents attest again with their
     // node attestor (SPIRE refuses RenewAgent for them); others call RenewAgent.
     let rotator_attestor = node_attestor.clone().filter(|_| reattestable);
     let rotator_stop = stop.clone();
@@ -425,15 +432,22 @@ pub async fn run(
             tokio::select! {
                 () = rotator_stop.cancelled() => return,
                 _ = ticker.tick() => {}
+                () = rotator_taint.notified() => {}
             }
-            let leaf = rotator_state
+            let chain = rotator_state
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .svid
+                .clone();
+            let tainted = rotator_sync.signed_by_tainted(&chain);
+            let due = chain
                 .first()
-                .cloned();
-            if !leaf.is_some_and(|leaf| past_half_life(&leaf, SystemTime::now())) {
+                .is_some_and(|leaf| past_half_life(leaf, SystemTime::now()));
+            if !due && !tainted {
                 continue;
+            }
+            if tainted {
+                tracing::info!("Agent SVID was signed by a tainted authority; rotating it");
             }
             slot = 1 - slot;
             let renewed = async {
@@ -481,12 +495,20 @@ pub async fn run(
     let api_stop = stop.clone();
     let socket_path = config.socket_path.clone();
     let minter: Arc<dyn crate::manager::JwtSvidMinter> = Arc::new(client.clone());
-    crate::endpoints::delegated::spawn_admin(&config, &cache, &attestors, &minter, stop.clone());
+    crate::endpoints::delegated::spawn_admin(
+        &config,
+        &cache,
+        &attestors,
+        &minter,
+        &jwt_cache,
+        stop.clone(),
+    );
     let mut api = tokio::spawn(crate::endpoints::serve_with_minter(
         socket_path,
         cache,
         attestors,
         minter,
+        jwt_cache,
         (!config.disable_sds_api).then(|| config.sds.clone()),
         async move { api_stop.cancelled().await },
     ));

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 use spiffe_core::{JwtBundle, SpiffeBundle, X509Bundle, X509Svid};
 use spire_agent::endpoints::{self, WorkloadApiConfig};
-use spire_agent::manager::{CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION};
+use spire_agent::manager::{
+    CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, TaintedAuthorities,
+};
 use spire_agent::workload::{
     AttestFuture, AttestorError, Selector, UnixAttestor, UnixAttestorConfig, WorkloadAttestor,
     WorkloadAttestors,
@@ -827,6 +829,40 @@ async fn unix_attestor_describes_this_process() -> TestResult {
 // ---------------------------------------------------------------------------
 // The cache contract used by the sync loop.
 // ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn svids_of_a_tainted_ca_are_marked_for_re_signing() -> TestResult {
+    let (old, new) = (Ca::new("example.org")?, Ca::new("example.org")?);
+    let cache = cache_for(&old)?;
+    let a = entry(&old, "a", "/a", vec![uid_selector()])?;
+    let b = entry(&old, "b", "/b", vec![uid_selector()])?;
+    cache.update_entries(vec![a, b]);
+    cache.set_svid("a", old.svid("/a")?)?;
+    cache.set_svid("b", new.svid("/b")?)?;
+    let t0 = SystemTime::now();
+    assert!(cache.entries_needing_svids(t0, 0.5).is_empty());
+
+    let tainted = TaintedAuthorities {
+        x509: old.bundle()?.x509_bundle().authorities().to_vec(),
+        ..Default::default()
+    };
+    let td = cache.trust_domain();
+    let version = cache.version();
+    let marked = cache.mark_stale_where(|svid| tainted.signed_chain(&td, svid.cert_chain(), t0));
+    assert_eq!(marked, 1);
+    // Readers keep the current SVID until the new one is stored.
+    assert_eq!(cache.version(), version);
+    assert!(cache.entry("a").is_some_and(|e| e.svid.is_some()));
+    let due: Vec<String> = cache
+        .entries_needing_svids(t0, 0.5)
+        .into_iter()
+        .map(|e| e.entry_id)
+        .collect();
+    assert_eq!(due, ["a"]);
+    cache.set_svid("a", new.svid("/a")?)?;
+    assert!(cache.entries_needing_svids(t0, 0.5).is_empty());
+    Ok(())
+}
 
 #[tokio::test]
 async fn cache_tracks_which_entries_need_svids() -> TestResult {

@@ -113,6 +113,8 @@ pub struct Quickstart {
     pub port: u16,
     /// The server process.
     pub server: Process,
+    /// The bootstrap trust bundle agents are configured with (`trust_bundle_path`).
+    pub agent_bundle: PathBuf,
 }
 
 impl Quickstart {
@@ -126,6 +128,23 @@ impl Quickstart {
     /// As [`Quickstart::start`], with `extra_plugins` (plugin blocks, e.g. a second
     /// `NodeAttestor`) appended inside the `plugins { }` block.
     pub fn start_with_plugins(extra_server: &str, extra_plugins: &str) -> Quickstart {
+        Quickstart::launch(extra_server, extra_plugins, true)
+    }
+
+    /// As [`Quickstart::start`], without the UpstreamAuthority: the server's CA is
+    /// self-signed (so its local authorities can be tainted), and agents bootstrap from
+    /// the bundle `spire-server bundle show` prints once the server is healthy.
+    pub fn start_self_signed(extra_server: &str) -> Quickstart {
+        let mut qs = Quickstart::launch(extra_server, "", false);
+        let out = qs.server_cli(&["bundle", "show"]);
+        assert!(out.status.success(), "bundle show: {}", stderr(&out));
+        let path = qs.dir.path().join("bootstrap_bundle.crt");
+        std::fs::write(&path, &out.stdout).expect("write the bootstrap bundle");
+        qs.agent_bundle = path;
+        qs
+    }
+
+    fn launch(extra_server: &str, extra_plugins: &str, upstream: bool) -> Quickstart {
         let dir = tempfile::Builder::new()
             .prefix("spire-e2e")
             .tempdir()
@@ -136,6 +155,19 @@ impl Quickstart {
         let conf = repo_conf();
         let port = free_port();
         let d = dir.path().display();
+        let upstream_block = if upstream {
+            format!(
+                r#"UpstreamAuthority "disk" {{
+        plugin_data {{
+            key_file_path = "{c}/server/dummy_upstream_ca.key"
+            cert_file_path = "{c}/server/dummy_upstream_ca.crt"
+        }}
+    }}"#,
+                c = conf.display()
+            )
+        } else {
+            String::new()
+        };
         let server_conf = format!(
             r#"server {{
     bind_address = "127.0.0.1"
@@ -161,16 +193,10 @@ plugins {{
     KeyManager "memory" {{
         plugin_data = {{}}
     }}
-    UpstreamAuthority "disk" {{
-        plugin_data {{
-            key_file_path = "{c}/server/dummy_upstream_ca.key"
-            cert_file_path = "{c}/server/dummy_upstream_ca.crt"
-        }}
-    }}
+    {upstream_block}
     {extra_plugins}
 }}
-"#,
-            c = conf.display()
+"#
         );
         let path = dir.path().join("server.conf");
         std::fs::write(&path, server_conf).expect("write server.conf");
@@ -179,7 +205,12 @@ plugins {{
             &["run", "-config", path.to_str().unwrap_or_default()],
             &dir.path().join("server.log"),
         );
-        let qs = Quickstart { dir, port, server };
+        let qs = Quickstart {
+            dir,
+            port,
+            server,
+            agent_bundle: conf.join("agent/dummy_root_ca.crt"),
+        };
         qs.wait_until("server healthy", Duration::from_secs(30), || {
             qs.server_cli(&["healthcheck"]).status.success()
         });
@@ -275,7 +306,7 @@ plugins {{
             data = d.join("data").display(),
             port = self.port,
             socket = socket.display(),
-            bundle = repo_conf().join("agent/dummy_root_ca.crt").display(),
+            bundle = self.agent_bundle.display(),
         );
         let path = d.join("agent.conf");
         std::fs::write(&path, conf).expect("write agent.conf");

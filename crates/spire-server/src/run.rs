@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustls_pki_types::CertificateDer;
 use spiffe_core::{BundleSet, X509Svid};
 use spire_common::grpc_tls::tls_incoming;
 use spire_common::logging::LogGuard;
@@ -205,19 +206,20 @@ fn ca_config(config: &ServerConfig) -> CaConfig {
     ca
 }
 
-/// Publishes the CA's authorities into the own bundle and refreshes the trust store.
+/// Publishes the CA's authorities into the own bundle and refreshes the trust store;
+/// returns the roots the stored bundle marks tainted.
 async fn publish_bundle(
     store: &SqlStore,
     ca: &ServerCa,
     trust: &TrustStore,
-) -> Result<(), ServerError> {
+) -> Result<Vec<CertificateDer<'static>>, ServerError> {
     let stored = crate::ca::publish::append(store, ca).await?;
     let api = crate::api::bundle::bundle_to_proto(&stored);
     match spire_common::convert::bundle_from_proto(&api) {
         Ok(bundle) => trust.set_bundle(bundle),
         Err(e) => tracing::error!(error = %e, "Stored bundle is not usable for TLS"),
     }
-    Ok(())
+    Ok(crate::ca::publish::tainted_x509_roots(&stored))
 }
 
 /// Whether an SVID is past half of its lifetime (or signed by a CA that is no longer
@@ -290,7 +292,7 @@ pub async fn run_with_logger(
     ca.rotate()?;
 
     let trust = Arc::new(TrustStore::new(BundleSet::new()));
-    publish_bundle(&store, &ca, &trust).await?;
+    let mut tainted_roots = publish_bundle(&store, &ca, &trust).await?;
     if let Err(e) = crate::ca::journal::save(&store, &ca).await {
         tracing::error!(error = %e, "Unable to write the CA journal");
     }
@@ -458,20 +460,40 @@ pub async fn run_with_logger(
     // CA rotation and server SVID renewal.
     let mut ticker = tokio::time::interval(ROTATION_INTERVAL);
     ticker.tick().await;
+    let mut prune_ticker = tokio::time::interval(crate::ca::publish::PRUNE_BUNDLE_INTERVAL);
+    prune_ticker.tick().await;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             () = ca_changed.notified() => {
-                if let Err(e) = publish_bundle(&store, &ca, &trust).await {
-                    tracing::error!(error = %e, "Failed to publish the bundle");
+                match publish_bundle(&store, &ca, &trust).await {
+                    Ok(roots) => tainted_roots = roots,
+                    Err(e) => tracing::error!(error = %e, "Failed to publish the bundle"),
+                }
+                // A taint must not wait for the next tick to renew the server SVID.
+                let now = SystemTime::now();
+                if crate::ca::publish::signed_by_any(&tainted_roots, &current_svid, now) {
+                    ticker.reset_immediately();
+                }
+            }
+            _ = prune_ticker.tick() => {
+                let td = config.trust_domain.name();
+                match crate::ca::publish::prune(&store, td, SystemTime::now()).await {
+                    Ok(true) => match publish_bundle(&store, &ca, &trust).await {
+                        Ok(roots) => tainted_roots = roots,
+                        Err(e) => tracing::error!(error = %e, "Failed to publish the bundle"),
+                    },
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "Could not prune the bundle"),
                 }
             }
             _ = ticker.tick() => {
                 match ca.rotate() {
                     Ok(report) if report.bundle_changed() || !report.events.is_empty() => {
-                        if let Err(e) = publish_bundle(&store, &ca, &trust).await {
-                            tracing::error!(error = %e, "Failed to publish the bundle");
+                        match publish_bundle(&store, &ca, &trust).await {
+                            Ok(roots) => tainted_roots = roots,
+                            Err(e) => tracing::error!(error = %e, "Failed to publish the bundle"),
                         }
                         if let Err(e) = crate::ca::journal::save(&store, &ca).await {
                             tracing::error!(error = %e, "Unable to write the CA journal");
@@ -480,7 +502,15 @@ pub async fn run_with_logger(
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "CA rotation failed"),
                 }
-                if needs_renewal(&current_svid, SystemTime::now()) {
+                let tainted = crate::ca::publish::signed_by_any(
+                    &tainted_roots,
+                    &current_svid,
+                    SystemTime::now(),
+                );
+                if tainted {
+                    tracing::info!("Server SVID was signed by a tainted authority; renewing it");
+                }
+                if tainted || needs_renewal(&current_svid, SystemTime::now()) {
                     match ca.new_server_x509_svid() {
                         Ok(svid) => {
                             if let Err(e) = server_svid.set_svid(&svid) {

@@ -237,3 +237,70 @@ fn rotation_persists_keys_with_the_disk_key_manager() {
     let stored = reopened.get_key("x509-CA-A").unwrap().unwrap();
     assert_eq!(stored.public_key_der(), current.key().public_key_der());
 }
+
+/// The stored bundle keeps an expired CA and JWT key for SPIRE's safety threshold
+/// (24h past expiry), then a prune drops them and never the current ones.
+#[tokio::test]
+async fn expired_authorities_are_pruned_from_the_stored_bundle_after_the_safety_threshold() {
+    use spire_server::ca::publish::{BUNDLE_SAFETY_THRESHOLD, append, prune};
+    use spire_server::datastore::{DataStoreConfig, SqlStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("datastore.sqlite3");
+    let store = SqlStore::open(&DataStoreConfig::new("sqlite3", path.display().to_string()))
+        .await
+        .unwrap();
+    let clock = clock();
+    let t0 = clock.now();
+    let ca = ready_ca(CaConfig::new(td()), &clock, None);
+    append(&store, &ca).await.unwrap();
+    let first = ca.current_x509_ca().unwrap();
+    let first_kid = ca.current_jwt_key().unwrap().kid().to_owned();
+
+    // Rotate past the first CA's expiry (24h): the next one is active by then.
+    for hours in [13, 21, 25] {
+        clock.set(t0 + hours * HOUR);
+        ca.rotate().unwrap();
+        append(&store, &ca).await.unwrap();
+    }
+    let stored = |b: &spire_server::datastore::Bundle| {
+        (
+            b.x509_authorities
+                .iter()
+                .any(|r| r.asn1 == first.certificate().as_ref()),
+            b.jwt_authorities.iter().any(|k| k.key_id == first_kid),
+        )
+    };
+    let bundle = store.fetch_bundle("example.org").await.unwrap().unwrap();
+    assert_eq!(
+        stored(&bundle),
+        (true, true),
+        "expired, but within the threshold"
+    );
+    assert!(!prune(&store, "example.org", clock.now()).await.unwrap());
+
+    let expiry = t0 + 24 * HOUR;
+    assert!(
+        !prune(
+            &store,
+            "example.org",
+            expiry + BUNDLE_SAFETY_THRESHOLD - HOUR
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        prune(
+            &store,
+            "example.org",
+            expiry + BUNDLE_SAFETY_THRESHOLD + HOUR
+        )
+        .await
+        .unwrap()
+    );
+    let bundle = store.fetch_bundle("example.org").await.unwrap().unwrap();
+    assert_eq!(stored(&bundle), (false, false));
+    assert_eq!(bundle.x509_authorities.len(), 1, "the current CA stays");
+    assert_eq!(bundle.jwt_authorities.len(), 1, "the current JWT key stays");
+    store.close().await;
+}

@@ -423,13 +423,15 @@ pub async fn serve_admin(
     Ok(())
 }
 
-/// Starts the admin endpoint in the background if `admin_socket_path` is configured;
+/// Starts the admin endpoint in the background if `admin_socket_path` is configured,
+/// serving JWT-SVIDs from the agent's shared `jwt_cache`;
 /// it stops (and removes its socket) when `stop` is cancelled. Failures are logged.
 pub fn spawn_admin(
     config: &AgentConfig,
     cache: &Arc<Cache>,
     attestors: &Arc<WorkloadAttestors>,
     minter: &Arc<dyn JwtSvidMinter>,
+    jwt_cache: &Arc<JwtSvidCache>,
     stop: CancellationToken,
 ) {
     let Some(path) = config.admin_socket_path.clone() else {
@@ -440,7 +442,8 @@ pub fn spawn_admin(
         Arc::clone(attestors),
         config.authorized_delegates.iter().cloned(),
     )
-    .with_jwt_minter(Arc::clone(minter));
+    .with_jwt_minter(Arc::clone(minter))
+    .with_jwt_cache(Arc::clone(jwt_cache));
     tokio::spawn(run_admin(path, handler, stop));
 }
 

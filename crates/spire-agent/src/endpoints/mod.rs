@@ -26,7 +26,7 @@ pub use sds::SdsHandler;
 pub use workload_api::{WorkloadApiHandler, check_security_header};
 
 use crate::config::SdsConfig;
-use crate::manager::{Cache, JwtSvidMinter};
+use crate::manager::{Cache, JwtSvidCache, JwtSvidMinter};
 use crate::workload::WorkloadAttestors;
 
 /// SPIRE's default Workload API socket (`socket_path`).
@@ -87,13 +87,16 @@ pub enum EndpointsError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// Serves the Workload API on `socket_path`, minting JWT-SVIDs with `minter`, and SDS
+/// Serves the Workload API on `socket_path`, minting JWT-SVIDs with `minter` and
+/// caching them in `jwt_cache` (shared with the sync loop, which purges tokens of
+/// tainted keys), and SDS
 /// with the `sds` options unless `None` (`disable_sds_api`), until `shutdown` completes.
 pub async fn serve_with_minter(
     socket_path: impl AsRef<Path>,
     cache: Arc<Cache>,
     attestors: Arc<WorkloadAttestors>,
     minter: Arc<dyn JwtSvidMinter>,
+    jwt_cache: Arc<JwtSvidCache>,
     sds: Option<SdsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
@@ -107,7 +110,8 @@ pub async fn serve_with_minter(
     let sds = sds_handler(&config, &cache, &attestors);
     let handler = WorkloadApiHandler::new(cache, attestors)
         .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
-        .with_jwt_minter(minter);
+        .with_jwt_minter(minter)
+        .with_jwt_cache(jwt_cache);
     serve_listener_with_sds(listener, handler, sds, shutdown).await
 }
 

@@ -398,6 +398,24 @@ impl Cache {
         rejected
     }
 
+    /// Marks for re-signing every cached SVID for which `signed_by` holds (e.g. its
+    /// chain leads to a tainted authority); returns how many were marked. They are
+    /// listed by [`entries_needing_svids`](Self::entries_needing_svids) until a new SVID
+    /// is stored; readers keep the current one until then.
+    pub fn mark_stale_where(&self, signed_by: impl Fn(&X509Svid) -> bool) -> usize {
+        let mut state = self.write();
+        let mut marked = 0;
+        for record in state.records.values_mut() {
+            if let Some(svid) = &record.entry.svid
+                && signed_by(svid)
+            {
+                record.stale = true;
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// The entries that need a (new) SVID at `now`, by entry ID: those without one, those
     /// whose entry changed since signing, and those whose SVID has used up
     /// `rotation_fraction` of its lifetime ([`DEFAULT_ROTATION_FRACTION`], SPIRE's half

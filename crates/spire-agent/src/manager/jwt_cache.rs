@@ -224,6 +224,21 @@ impl JwtSvidCache {
         );
     }
 
+    /// Drops every cached token whose header `kid` is one of `key_ids` (JWT keys the
+    /// server marked tainted); returns how many were dropped. Tokens whose header cannot
+    /// be read are dropped too.
+    pub fn purge_key_ids(&self, key_ids: &BTreeSet<String>) -> usize {
+        if key_ids.is_empty() {
+            return 0;
+        }
+        let mut inner = self.lock();
+        let before = inner.slots.len();
+        inner.slots.retain(|_, slot| {
+            token_kid(&slot.svid.token).is_some_and(|kid| !key_ids.contains(&kid))
+        });
+        before - inner.slots.len()
+    }
+
     /// A token for the entry `entry_id` (SPIFFE ID `spiffe_id`) and `audience`: the
     /// cached one before its half-life, else a new one from `minter` (cached under the
     /// SPIFFE ID the server returned), else the cached one while it is still valid.
@@ -261,6 +276,17 @@ impl JwtSvidCache {
             (Err(error), None) => Err(error),
         }
     }
+}
+
+/// The `kid` of a JWS compact token's protected header, if it can be read.
+fn token_kid(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
 }
 
 /// How long a renewal may take while a valid cached token exists (the role of SPIRE's
@@ -389,5 +415,37 @@ mod tests {
         assert_eq!(failing.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         let gone = cache.fetch(&failing, "e1", &w, &a, at(1300)).await;
         assert_eq!(gone, Err("server down".to_owned()));
+    }
+
+    /// A token-shaped string whose header names `kid` (the signature is not read).
+    fn token_with_kid(kid: &str) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(format!(r#"{{"alg":"ES256","kid":"{kid}","typ":"JWT"}}"#));
+        format!("{header}.e30.c2ln")
+    }
+
+    #[test]
+    fn purge_drops_tokens_of_tainted_keys_only() {
+        let cache = JwtSvidCache::default();
+        cache.insert(&aud(&["a"]), svid("/old", &token_with_kid("old"), 0, 600));
+        cache.insert(&aud(&["a"]), svid("/new", &token_with_kid("new"), 0, 600));
+        cache.insert(&aud(&["a"]), svid("/junk", "not-a-jwt", 0, 600));
+        assert_eq!(cache.purge_key_ids(&BTreeSet::new()), 0);
+        assert_eq!(cache.len(), 3);
+        let tainted: BTreeSet<String> = ["old".to_owned()].into();
+        assert_eq!(
+            cache.purge_key_ids(&tainted),
+            2,
+            "the old kid and the unreadable one"
+        );
+        assert!(matches!(
+            cache.get(id("/new").as_str(), &aud(&["a"]), at(10)),
+            Lookup::Fresh(_)
+        ));
+        assert_eq!(
+            cache.get(id("/old").as_str(), &aud(&["a"]), at(10)),
+            Lookup::Missing
+        );
     }
 }

@@ -7,9 +7,11 @@
 pub mod cache;
 pub mod jwt_cache;
 pub mod sync;
+pub mod taint;
 
 pub use cache::{
     Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, Identity, WorkloadBundles,
     WorkloadUpdate,
 };
 pub use jwt_cache::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};
+pub use taint::TaintedAuthorities;

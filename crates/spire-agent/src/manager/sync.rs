@@ -4,11 +4,11 @@
 //! entries in the cache and signs every SVID that is missing, stale or past its
 //! rotation point in one `BatchNewX509SVID` call.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
-use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain, X509Svid};
 use spire_common::convert::id_from_proto;
 use spire_proto::spire::api::types::Entry;
@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::{Cache, CachedEntry, DEFAULT_ROTATION_FRACTION};
+use super::jwt_cache::JwtSvidCache;
+use super::taint::TaintedAuthorities;
 use crate::client::{ClientError, ServerClient};
 use crate::workload::Selector;
 
@@ -103,6 +105,13 @@ pub struct Synchronizer {
     on_bundle: BundleObserver,
     sync_interval: Duration,
     wake: Arc<Notify>,
+    /// The tainted authorities of the last bundle (agent.md §5.11).
+    tainted: Mutex<TaintedAuthorities>,
+    /// Where tokens signed by tainted JWT keys are purged from.
+    jwt_cache: Option<Arc<JwtSvidCache>>,
+    /// Signalled when newly tainted X.509 authorities are seen, so the agent SVID
+    /// rotator checks its SVID at once.
+    x509_tainted: Arc<Notify>,
 }
 
 impl Synchronizer {
@@ -119,18 +128,44 @@ impl Synchronizer {
             on_bundle,
             sync_interval,
             wake: Arc::new(Notify::new()),
+            tainted: Mutex::new(TaintedAuthorities::default()),
+            jwt_cache: None,
+            x509_tainted: Arc::new(Notify::new()),
         }
+    }
+
+    /// Purges JWT-SVIDs signed by tainted keys from `cache` (the agent's shared JWT
+    /// cache).
+    pub fn with_jwt_cache(mut self, cache: Arc<JwtSvidCache>) -> Self {
+        self.jwt_cache = Some(cache);
+        self
+    }
+
+    /// Signalled whenever a sync sees newly tainted X.509 authorities (the agent SVID
+    /// rotator waits on it; see [`signed_by_tainted`](Self::signed_by_tainted)).
+    pub fn x509_taint_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.x509_tainted)
+    }
+
+    /// Whether `chain` (an SVID of the agent's trust domain) leads to an X.509
+    /// authority that the last synced bundle marks tainted.
+    pub fn signed_by_tainted(&self, chain: &[CertificateDer<'static>]) -> bool {
+        self.tainted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .signed_chain(&self.cache.trust_domain(), chain, SystemTime::now())
     }
 
     /// One full sync: bundle, entries, SVIDs.
     pub async fn sync(&self) -> Result<(), SyncError> {
-        let bundle = self.client.bundle().await?;
+        let (bundle, tainted) = self.client.bundle_with_taints().await?;
         if self.cache.bundle().as_deref() != Some(&bundle) {
             (self.on_bundle)(&bundle);
         }
         self.cache
             .set_bundle(bundle)
             .map_err(|e| SyncError::Bundle(e.to_string()))?;
+        self.process_tainted(tainted);
         let entries = self.client.authorized_entries().await?;
         self.cache.update_entries(
             entries
@@ -139,6 +174,42 @@ impl Synchronizer {
                 .collect(),
         );
         self.sign_due_svids().await
+    }
+
+    /// Acts on authorities tainted since the last sync: cached X.509-SVIDs chained to
+    /// them are marked for re-signing (the sync signs them right after), the agent SVID
+    /// rotator is woken, and JWT-SVIDs signed by tainted keys are purged.
+    fn process_tainted(&self, tainted: TaintedAuthorities) {
+        let newly = {
+            let mut seen = self.tainted.lock().unwrap_or_else(PoisonError::into_inner);
+            let newly = tainted.newly_tainted_since(&seen);
+            *seen = tainted;
+            newly
+        };
+        if !newly.x509.is_empty() {
+            let td = self.cache.trust_domain();
+            let now = SystemTime::now();
+            let marked = self
+                .cache
+                .mark_stale_where(|svid| newly.signed_chain(&td, svid.cert_chain(), now));
+            tracing::info!(
+                tainted_authorities = newly.x509.len(),
+                svids = marked,
+                "New tainted X.509 authorities found; re-signing the SVIDs they signed"
+            );
+            self.x509_tainted.notify_one();
+        }
+        if !newly.jwt_key_ids.is_empty() {
+            let purged = self
+                .jwt_cache
+                .as_ref()
+                .map_or(0, |cache| cache.purge_key_ids(&newly.jwt_key_ids));
+            tracing::info!(
+                tainted_keys = newly.jwt_key_ids.len(),
+                jwt_svids = purged,
+                "New tainted JWT authorities found; purged the JWT-SVIDs they signed"
+            );
+        }
     }
 
     /// Signs the SVIDs that are missing, stale or due for rotation.
