@@ -6,6 +6,7 @@ mod agent;
 mod bundle;
 mod debug;
 mod entry;
+mod entry_file;
 mod federation;
 mod healthcheck;
 mod jwt;
