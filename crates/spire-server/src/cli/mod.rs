@@ -3,6 +3,7 @@
 //! on stderr with exit status 1, as SPIRE's CLI does.
 
 mod agent;
+mod agent_purge;
 mod bundle;
 mod debug;
 mod entry;
