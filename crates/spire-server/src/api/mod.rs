@@ -6,6 +6,7 @@ pub mod authz_layer;
 pub mod bundle;
 pub mod caller;
 pub mod debug;
+pub mod downstream;
 pub mod entry;
 pub mod facts;
 pub mod localauthority;
