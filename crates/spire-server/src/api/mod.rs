@@ -8,6 +8,7 @@ pub mod caller;
 pub mod debug;
 pub mod downstream;
 pub mod entry;
+pub mod entry_mask;
 pub mod facts;
 pub mod localauthority;
 pub mod logger;
