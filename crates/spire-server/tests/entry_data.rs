@@ -153,6 +153,24 @@ async fn create_and_update_from_a_data_file() {
         "{err}"
     );
 
+    // JSON output: a failed result carries the entry as it was sent, as SPIRE's CLI.
+    let (ok, out, _) = cli_stdin(
+        &server,
+        &["entry", "update", "-data", "-", "-output", "json"],
+        &update,
+    )
+    .await;
+    // The JSON printer reports per-entry statuses; it does not fail the command.
+    assert!(ok, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["results"][0]["status"]["code"], 0, "{out}");
+    assert_eq!(json["results"][1]["status"]["code"], 5, "{out}");
+    assert_eq!(json["results"][1]["entry"]["id"], "no-such-entry", "{out}");
+    assert_eq!(
+        json["results"][1]["entry"]["spiffe_id"]["path"], "/x",
+        "{out}"
+    );
+
     let (ok, out, _) = cli(&server, &["entry", "show", "-entryID", blog_id]).await;
     assert!(ok);
     assert!(

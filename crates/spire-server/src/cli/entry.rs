@@ -243,13 +243,19 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
     };
     let entries = args.fields.entries(mode)?;
     let mut client = EntryClient::new(args.socket.channel()?);
-    let response = client
+    let mut response = client
         .batch_create_entry(BatchCreateEntryRequest {
             entries: entries.clone(),
             output_mask: None,
         })
         .await?
         .into_inner();
+    // As SPIRE's CLI, a failed result shows the entry as it was sent.
+    for (i, r) in response.results.iter_mut().enumerate() {
+        if r.status.as_ref().is_some_and(|s| s.code != 0) {
+            r.entry = entries.get(i).cloned();
+        }
+    }
     if output == OutputFormat::Json {
         // SPIRE prints the whole response, per-entry statuses included.
         return print_json(&response);
@@ -266,7 +272,7 @@ async fn update(args: UpdateArgs) -> Result<(), CliError> {
     let output = args.output.format()?;
     let entries = args.fields.entries(EntryMode::Update)?;
     let mut client = EntryClient::new(args.socket.channel()?);
-    let response = client
+    let mut response = client
         .batch_update_entry(BatchUpdateEntryRequest {
             entries: entries.clone(),
             input_mask: None,
@@ -274,6 +280,12 @@ async fn update(args: UpdateArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
+    // As SPIRE's CLI, a failed result shows the entry as it was sent.
+    for (i, r) in response.results.iter_mut().enumerate() {
+        if r.status.as_ref().is_some_and(|s| s.code != 0) {
+            r.entry = entries.get(i).cloned();
+        }
+    }
     if output == OutputFormat::Json {
         // SPIRE prints the whole response, per-entry statuses included.
         return print_json(&response);
