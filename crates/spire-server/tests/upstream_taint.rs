@@ -143,12 +143,24 @@ async fn taint_and_revoke_the_upstream_root_of_the_old_authority() {
     assert!(!ok);
     assert!(err.contains("invalid subject key ID"), "{err}");
 
-    // Revoke A: gone from the bundle, and not published again by the next preparation.
-    let (ok, out, err) = upstream_cli(&server, "revoke", &skid_a).await;
+    // Revoke A (JSON output): gone from the bundle, and not published again by the
+    // next preparation.
+    let (ok, out, err) = cli(
+        &server,
+        &[
+            "upstreamauthority",
+            "revoke",
+            "-subjectKeyID",
+            &skid_a,
+            "-output",
+            "json",
+        ],
+    )
+    .await;
     assert!(ok, "{err}");
     assert_eq!(
         out,
-        format!("Revoked X.509 upstream authority:\n  Subject Key ID: {skid_a}\n")
+        format!("{{\"upstream_authority_subject_key_id\":\"{skid_a}\"}}\n")
     );
     assert_eq!(roots(&server).await, [(skid_b.clone(), false)]);
     local
