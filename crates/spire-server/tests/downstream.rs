@@ -296,3 +296,52 @@ async fn downstream_server_gets_a_ca_and_publishes_jwt_keys() {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_server_signs_downstream_ca_under_its_root() {
+    let server = TestServer::start_with(common::Setup {
+        upstream: false,
+        ..Default::default()
+    })
+    .await;
+    create_entry(&server, DOWNSTREAM_ID, true, 0).await;
+    let channel = tls_channel_as(&server, DOWNSTREAM_ID).await;
+    let response = SvidClient::new(channel)
+        .new_downstream_x509ca(svidpb::NewDownstreamX509caRequest {
+            csr: csr(&new_key(), None),
+            preferred_ttl: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Only the new CA: the server's CA is itself the root in the bundle.
+    assert_eq!(response.ca_cert_chain.len(), 1);
+    let (_, ca) = X509Certificate::from_der(&response.ca_cert_chain[0]).unwrap();
+    let issuer = response
+        .x509_authorities
+        .iter()
+        .map(|r| X509Certificate::from_der(r).unwrap().1)
+        .find(|r| r.subject().as_raw() == ca.issuer().as_raw())
+        .expect("issued by a bundle root");
+    ca.verify_signature(Some(issuer.public_key())).unwrap();
+    // The root's subject (C=US, O=SPIFFE, serialNumber) with OU=DOWNSTREAM-1, in
+    // Go's attribute order.
+    let subject = ca.subject().to_string();
+    assert!(
+        subject.starts_with("C=US, O=SPIFFE, OU=DOWNSTREAM-1"),
+        "{subject}"
+    );
+    let root_serial = issuer
+        .subject()
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(subject.ends_with(&root_serial), "{subject}");
+    // No preferred TTL and no entry TTL: the default X509-SVID TTL (1h).
+    let lifetime = ca.validity().not_after.timestamp() - now();
+    assert!((3500..=3600).contains(&lifetime), "lifetime {lifetime}");
+    server.stop().await;
+}
