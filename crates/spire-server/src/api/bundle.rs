@@ -60,12 +60,6 @@ pub fn bundle_to_proto(bundle: &Bundle) -> types::Bundle {
     }
 }
 
-fn unimplemented(method: &str) -> Status {
-    Status::unimplemented(format!(
-        "Bundle.{method} is not implemented yet in spire-rs"
-    ))
-}
-
 /// A bundle from the API, validated as SPIRE's `api.ProtoToBundle`: a trust domain
 /// name or ID, X.509 authorities that parse as certificates, JWT authorities with a key
 /// ID and a PKIX public key. Taint markers and JWT key expiry are kept.
@@ -334,9 +328,9 @@ impl BundleApi for BundleService {
 
     async fn publish_jwt_authority(
         &self,
-        _request: Request<pb::PublishJwtAuthorityRequest>,
+        request: Request<pb::PublishJwtAuthorityRequest>,
     ) -> Result<Response<pb::PublishJwtAuthorityResponse>, Status> {
-        Err(unimplemented("PublishJWTAuthority"))
+        super::downstream::publish_jwt_authority(&self.ctx, &request.into_inner()).await
     }
 
     async fn publish_wit_authority(

@@ -12,6 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::authz_layer::authorized;
+use super::entry_mask::apply_entry_mask;
 use super::{ApiContext, store_status};
 use crate::authz::Authorized;
 use crate::datastore::DataStoreError;
@@ -290,6 +291,7 @@ impl EntryApi for EntryService {
         request: Request<pb::ListEntriesRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
         let request = request.into_inner();
+        let mask = request.output_mask;
         let mut req = list_request(&self.ctx.trust_domain, request.filter)?;
         if request.page_size < 0 {
             return Err(Status::invalid_argument("page size must not be negative"));
@@ -311,7 +313,11 @@ impl EntryApi for EntryService {
             .await
             .map_err(store_status)?;
         Ok(Response::new(pb::ListEntriesResponse {
-            entries: page.entries.iter().map(entry_to_proto).collect(),
+            entries: page
+                .entries
+                .iter()
+                .map(|e| apply_entry_mask(entry_to_proto(e), mask.as_ref()))
+                .collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -320,7 +326,7 @@ impl EntryApi for EntryService {
         &self,
         request: Request<pb::GetEntryRequest>,
     ) -> Result<Response<types::Entry>, Status> {
-        let id = request.into_inner().id;
+        let pb::GetEntryRequest { id, output_mask } = request.into_inner();
         if id.is_empty() {
             return Err(Status::invalid_argument("missing ID"));
         }
@@ -331,7 +337,10 @@ impl EntryApi for EntryService {
             .await
             .map_err(store_status)?
         {
-            Some(entry) => Ok(Response::new(entry_to_proto(&entry))),
+            Some(entry) => Ok(Response::new(apply_entry_mask(
+                entry_to_proto(&entry),
+                output_mask.as_ref(),
+            ))),
             None => Err(Status::not_found("entry not found")),
         }
     }
@@ -340,8 +349,11 @@ impl EntryApi for EntryService {
         &self,
         request: Request<pb::BatchCreateEntryRequest>,
     ) -> Result<Response<pb::BatchCreateEntryResponse>, Status> {
+        let request = request.into_inner();
+        let mask = request.output_mask;
+        let masked = |e: &RegistrationEntry| apply_entry_mask(entry_to_proto(e), mask.as_ref());
         let mut results = Vec::new();
-        for entry in request.into_inner().entries {
+        for entry in request.entries {
             let result = match entry_from_proto(&entry, &self.ctx.trust_domain) {
                 Err(message) => pb::batch_create_entry_response::Result {
                     status: Some(super::status::item(
@@ -353,12 +365,12 @@ impl EntryApi for EntryService {
                 Ok(entry) => match self.create_entry(&entry).await {
                     Ok(created) => pb::batch_create_entry_response::Result {
                         status: Some(super::status::ok()),
-                        entry: Some(entry_to_proto(&created)),
+                        entry: Some(masked(&created)),
                     },
                     Err(DataStoreError::AlreadyExists { message, existing }) => {
                         pb::batch_create_entry_response::Result {
                             status: Some(super::status::item(tonic::Code::AlreadyExists, message)),
-                            entry: existing.map(|e| entry_to_proto(&e)),
+                            entry: existing.as_ref().map(|e| masked(e)),
                         }
                     }
                     Err(e) => pb::batch_create_entry_response::Result {
@@ -385,7 +397,10 @@ impl EntryApi for EntryService {
             let result = match self.update_entry(entry, request.input_mask.as_ref()).await {
                 Ok(updated) => pb::batch_update_entry_response::Result {
                     status: Some(super::status::ok()),
-                    entry: Some(entry_to_proto(&updated)),
+                    entry: Some(apply_entry_mask(
+                        entry_to_proto(&updated),
+                        request.output_mask.as_ref(),
+                    )),
                 },
                 Err(status) => pb::batch_update_entry_response::Result {
                     status: Some(status),
@@ -430,9 +445,13 @@ impl EntryApi for EntryService {
         request: Request<pb::GetAuthorizedEntriesRequest>,
     ) -> Result<Response<pb::GetAuthorizedEntriesResponse>, Status> {
         let agent = agent_id(&request)?;
+        let mask = request.into_inner().output_mask;
         let entries = self.authorized_entries(&agent).await?;
         Ok(Response::new(pb::GetAuthorizedEntriesResponse {
-            entries: entries.iter().map(entry_to_proto).collect(),
+            entries: entries
+                .iter()
+                .map(|e| apply_entry_mask(entry_to_proto(e), mask.as_ref()))
+                .collect(),
         }))
     }
 
@@ -454,6 +473,7 @@ impl EntryApi for EntryService {
         if first.output_mask.is_some_and(|mask| !mask.revision_number) {
             return Err(Status::invalid_argument("revision number cannot be masked"));
         }
+        let mask = first.output_mask;
         let entries: Vec<types::Entry> = self
             .authorized_entries(&agent)
             .await?
@@ -465,7 +485,10 @@ impl EntryApi for EntryService {
             if entries.len() <= MAX_PAGE_SIZE {
                 let _ = tx
                     .send(Ok(pb::SyncAuthorizedEntriesResponse {
-                        entries,
+                        entries: entries
+                            .into_iter()
+                            .map(|e| apply_entry_mask(e, mask.as_ref()))
+                            .collect(),
                         ..Default::default()
                     }))
                     .await;
@@ -497,7 +520,11 @@ impl EntryApi for EntryService {
                 let wanted: Vec<types::Entry> = req
                     .ids
                     .iter()
-                    .filter_map(|id| by_id.get(id.as_str()).map(|e| (*e).clone()))
+                    .filter_map(|id| {
+                        by_id
+                            .get(id.as_str())
+                            .map(|e| apply_entry_mask((*e).clone(), mask.as_ref()))
+                    })
                     .collect();
                 let pages = wanted.chunks(MAX_PAGE_SIZE).count().max(1);
                 let mut chunks = wanted.chunks(MAX_PAGE_SIZE);

@@ -15,6 +15,7 @@ use spire_proto::spire::api::server::localauthority::v1 as pb;
 use spire_proto::spire::api::server::localauthority::v1::local_authority_server::LocalAuthority;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use super::ApiContext;
 use crate::ca::{self, AuthorityError, AuthorityState, AuthorityStates};
@@ -48,6 +49,52 @@ impl LocalAuthorityService {
         self.changed.notify_one();
         Ok(())
     }
+}
+
+impl LocalAuthorityService {
+    /// SPIRE's upstream authority checks; an invalid key ID reads `<prefix>: <reason>`.
+    fn check_upstream(&self, skid: &str, prefix: &str) -> Result<(), Status> {
+        self.ctx
+            .ca
+            .check_x509_upstream_authority(skid)
+            .map_err(|e| match e {
+                AuthorityError::InvalidArgument(reason) => {
+                    Status::invalid_argument(format!("{prefix}: {reason}"))
+                }
+                other => status_of(other),
+            })
+    }
+
+    /// The public key (PKIX DER) of the root in the stored bundle whose subject key ID
+    /// is `skid` (lowercase hex).
+    async fn upstream_root_key(&self, skid: &str) -> Result<Vec<u8>, String> {
+        let bundle = self
+            .ctx
+            .store
+            .fetch_bundle(self.td())
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no bundle found".to_owned())?;
+        bundle
+            .x509_authorities
+            .iter()
+            .find_map(|root| {
+                let (_, cert) = X509Certificate::from_der(&root.asn1).ok()?;
+                let root_skid =
+                    cert.extensions()
+                        .iter()
+                        .find_map(|ext| match ext.parsed_extension() {
+                            ParsedExtension::SubjectKeyIdentifier(id) => Some(hex_lower(id.0)),
+                            _ => None,
+                        })?;
+                (root_skid == skid).then(|| cert.public_key().raw.to_vec())
+            })
+            .ok_or_else(|| "no ca found with provided subject key ID".to_owned())
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn internal(message: &str, error: &dyn std::fmt::Display) -> Status {
@@ -268,15 +315,22 @@ impl LocalAuthority for LocalAuthorityService {
         &self,
         request: Request<pb::TaintX509UpstreamAuthorityRequest>,
     ) -> Result<Response<pb::TaintX509UpstreamAuthorityResponse>, Status> {
-        let _ = request;
-        if !self.ctx.ca.is_upstream() {
-            return Err(Status::failed_precondition(
-                "upstream authority is not configured",
-            ));
-        }
-        Err(Status::unimplemented(
-            "TaintX509UpstreamAuthority is not implemented by spire-rs yet",
-        ))
+        let skid = request.into_inner().subject_key_id.to_lowercase();
+        self.check_upstream(&skid, "provided subject key id is not valid")?;
+        let public_key = self
+            .upstream_root_key(&skid)
+            .await
+            .map_err(|e| internal("failed to taint upstream authority", &e))?;
+        self.ctx
+            .store
+            .taint_x509_authority(self.td(), &public_key)
+            .await
+            .map_err(|e| internal("failed to taint upstream authority", &e))?;
+        tracing::info!(subject_key_id = %skid, "X.509 upstream authority tainted successfully");
+        self.changed.notify_one();
+        Ok(Response::new(pb::TaintX509UpstreamAuthorityResponse {
+            upstream_authority_subject_key_id: skid,
+        }))
     }
 
     async fn revoke_x509_authority(
@@ -324,15 +378,24 @@ impl LocalAuthority for LocalAuthorityService {
         &self,
         request: Request<pb::RevokeX509UpstreamAuthorityRequest>,
     ) -> Result<Response<pb::RevokeX509UpstreamAuthorityResponse>, Status> {
-        let _ = request;
-        if !self.ctx.ca.is_upstream() {
-            return Err(Status::failed_precondition(
-                "upstream authority is not configured",
-            ));
-        }
-        Err(Status::unimplemented(
-            "RevokeX509UpstreamAuthority is not implemented by spire-rs yet",
-        ))
+        let skid = request.into_inner().subject_key_id.to_lowercase();
+        self.check_upstream(&skid, "invalid subject key ID")?;
+        let public_key = self
+            .upstream_root_key(&skid)
+            .await
+            .map_err(|e| internal("failed to revoke X.509 upstream authority", &e))?;
+        self.ctx
+            .store
+            .revoke_x509_authority(self.td(), &public_key)
+            .await
+            .map_err(|e| internal("failed to revoke X.509 upstream authority", &e))?;
+        // The CA must not publish the revoked root again.
+        self.ctx.ca.forget_x509_authority(&skid);
+        tracing::info!(subject_key_id = %skid, "X.509 upstream authority successfully revoked");
+        self.changed.notify_one();
+        Ok(Response::new(pb::RevokeX509UpstreamAuthorityResponse {
+            upstream_authority_subject_key_id: skid,
+        }))
     }
 
     async fn get_wit_authority_state(

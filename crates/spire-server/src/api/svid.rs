@@ -18,9 +18,11 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::authz_layer::authorized;
 use super::entry::agent_id;
 use super::status::{item, ok};
 use super::{ApiContext, store_status};
+use crate::authz::Authorized;
 use crate::ca::CaError;
 use crate::datastore::RegistrationEntry;
 
@@ -35,10 +37,6 @@ impl SvidService {
     pub fn new(ctx: Arc<ApiContext>) -> Self {
         SvidService { ctx }
     }
-}
-
-fn unimplemented(method: &str) -> Status {
-    Status::unimplemented(format!("SVID.{method} is not implemented yet in spire-rs"))
 }
 
 #[tonic::async_trait]
@@ -132,9 +130,14 @@ impl SvidApi for SvidService {
 
     async fn new_downstream_x509ca(
         &self,
-        _request: Request<pb::NewDownstreamX509caRequest>,
+        request: Request<pb::NewDownstreamX509caRequest>,
     ) -> Result<Response<pb::NewDownstreamX509caResponse>, Status> {
-        Err(unimplemented("NewDownstreamX509CA"))
+        let caller = match authorized(&request)? {
+            Authorized::Downstream(id) => id.clone(),
+            _ => return Err(Status::internal("caller is not a downstream workload")),
+        };
+        let request = request.into_inner();
+        super::downstream::new_downstream_x509_ca(&self.ctx, &caller, &request).await
     }
 }
 

@@ -281,6 +281,48 @@ impl ServerCa {
         Err(invalid(&format!("invalid authority ID: {reason}")))
     }
 
+    /// Checks that the upstream authority with subject key ID `subject_key_id` (lowercase
+    /// hex) may be tainted or revoked, as SPIRE's `validateUpstreamAuthoritySubjectKey`:
+    /// an UpstreamAuthority is configured (FailedPrecondition otherwise), and the key
+    /// signed the OLD local authority but not the active one. The error message is the
+    /// reason alone; callers prefix it.
+    pub fn check_x509_upstream_authority(
+        &self,
+        subject_key_id: &str,
+    ) -> Result<(), AuthorityError> {
+        if !self.is_upstream() {
+            return Err(AuthorityError::FailedPrecondition(
+                "upstream authority is not configured".into(),
+            ));
+        }
+        if subject_key_id.is_empty() {
+            return Err(invalid("no subject key ID provided"));
+        }
+        let state = self.read();
+        let upstream_of = |slot: &Slot<X509Ca>| {
+            slot.value
+                .as_ref()
+                .and_then(|ca| ca.upstream_authority_id.clone())
+                .unwrap_or_default()
+        };
+        if upstream_of(&state.x509.current) == subject_key_id {
+            return Err(invalid(
+                "unable to use upstream authority singing current authority",
+            ));
+        }
+        if upstream_of(&state.x509.next) != subject_key_id {
+            return Err(invalid(
+                "upstream authority didn't sign the old local authority",
+            ));
+        }
+        if state.x509.next.status == SlotStatus::Prepared {
+            return Err(invalid(
+                "only upstream authorities signing an old authority can be used",
+            ));
+        }
+        Ok(())
+    }
+
     /// Stops publishing the X.509 root whose authority ID is `authority_id` (after a
     /// revoke, so the next publication does not put it back).
     pub fn forget_x509_authority(&self, authority_id: &str) {

@@ -21,6 +21,7 @@
 
 mod authority;
 pub mod clock;
+mod downstream;
 pub mod journal;
 pub(crate) mod profile;
 pub mod publish;

@@ -275,6 +275,62 @@ pub(crate) fn upstream_intermediate_params(
     Ok(params)
 }
 
+/// A downstream server's CA (SPIRE's `BuildDownstreamX509CATemplate`): the issuing CA's
+/// subject with `OU=DOWNSTREAM-<parent chain length>`, URI SAN `spiffe://<td>`, CA:TRUE
+/// without pathLen, keyCertSign + cRLSign, AKID = the issuer's SKID when it has one.
+pub(crate) fn downstream_ca_params(
+    trust_domain: &TrustDomain,
+    subject: DistinguishedName,
+    serial: u128,
+    public_key_bits: &[u8],
+    not_before: SystemTime,
+    not_after: SystemTime,
+    with_authority_key_id: bool,
+) -> Result<CertificateParams, ProfileError> {
+    let mut params = base_params(serial, public_key_bits, not_before, not_after)?;
+    params.distinguished_name = subject;
+    params.subject_alt_names = vec![uri_san(&trust_domain.id_string())?];
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.use_authority_key_identifier_extension = with_authority_key_id;
+    Ok(params)
+}
+
+/// The subject of a downstream CA: the `parent` attributes (type, string value) in Go's
+/// `pkix.Name` order (C, ST, L, O, then `OU=DOWNSTREAM-<depth>` replacing any OU, CN,
+/// then the rest, such as serialNumber), each value encoded as Go re-encodes it.
+pub(crate) fn downstream_subject(parent: &[(DnType, String)], depth: usize) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    let leading = [
+        DnType::CountryName,
+        DnType::StateOrProvinceName,
+        DnType::LocalityName,
+        DnType::OrganizationName,
+    ];
+    let push_all = |dn: &mut DistinguishedName, ty: &DnType| {
+        for (_, value) in parent.iter().filter(|(t, _)| t == ty) {
+            dn.push(ty.clone(), dn_value(value));
+        }
+    };
+    for ty in &leading {
+        push_all(&mut dn, ty);
+    }
+    dn.push(
+        DnType::OrganizationalUnitName,
+        dn_value(&format!("DOWNSTREAM-{depth}")),
+    );
+    push_all(&mut dn, &DnType::CommonName);
+    for (ty, value) in parent {
+        let placed = leading.contains(ty)
+            || *ty == DnType::OrganizationalUnitName
+            || *ty == DnType::CommonName;
+        if !placed {
+            dn.push(ty.clone(), dn_value(value));
+        }
+    }
+    dn
+}
+
 /// An X509-SVID: subject `C=US, O=SPIRE` (+ CN = first DNS name), exactly one URI SAN
 /// (the ID), the DNS SANs, CA:FALSE, digitalSignature + keyEncipherment + keyAgreement,
 /// EKU serverAuth + clientAuth, AKID = the CA's SKID.

@@ -1,4 +1,4 @@
-//! `spire-server agent list|show|ban|evict|count` (server.md §2.5).
+//! `spire-server agent list|show|ban|evict|count|purge` (server.md §2.5).
 
 use spire_common::convert::{id_from_proto, id_to_proto};
 use spire_proto::spire::api::server::agent::v1::agent_client::AgentClient;
@@ -12,7 +12,7 @@ use super::entry::{format_expiry, match_mode, parse_id, parse_selectors};
 use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
 /// The `ListAgents` page size SPIRE's CLI uses.
-const PAGE_SIZE: i32 = 1000;
+pub(crate) const PAGE_SIZE: i32 = 1000;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AgentCommand {
@@ -26,6 +26,9 @@ pub(crate) enum AgentCommand {
     Evict(IdArgs),
     /// Count attested agents.
     Count(ListArgs),
+    /// Purge expired agents that were attested using a non-TOFU security model based on a
+    /// given time.
+    Purge(PurgeArgs),
 }
 
 impl AgentCommand {
@@ -36,6 +39,7 @@ impl AgentCommand {
             AgentCommand::Ban(args) => ban(args).await,
             AgentCommand::Evict(args) => evict(args).await,
             AgentCommand::Count(args) => count(args).await,
+            AgentCommand::Purge(args) => super::agent_purge::purge(args).await,
         }
     }
 }
@@ -97,6 +101,22 @@ impl ListArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+    /// Amount of time that has passed since the agent's SVID has expired. It is used to
+    /// determine which agents to purge.
+    #[arg(long = "expiredFor", default_value = "720h0m0s")]
+    pub(crate) expired_for: String,
+    /// Indicates that the command will not perform any action, but will print the agents
+    /// that would be purged.
+    #[arg(long = "dryRun")]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct IdArgs {
     #[command(flatten)]
     socket: SocketArgs,
@@ -117,7 +137,7 @@ impl IdArgs {
 }
 
 /// `N attested agent` / `N attested agents`, as SPIRE's `util.Pluralizer`.
-fn attested_agents(count: usize) -> String {
+pub(crate) fn attested_agents(count: usize) -> String {
     let noun = if count == 1 { "agent" } else { "agents" };
     format!("{count} attested {noun}")
 }

@@ -151,15 +151,19 @@ fn trust_domain_names(values: &[String]) -> Result<Vec<String>, CliError> {
 }
 
 impl EntryFields {
+    /// The entries to send: those of the `-data` document when given (the other flags
+    /// are then ignored, as SPIRE's), else the one the flags describe.
+    fn entries(&self, mode: EntryMode) -> Result<Vec<Entry>, CliError> {
+        if self.data.is_empty() {
+            return Ok(vec![self.entry(mode)?]);
+        }
+        super::entry_file::parse_entries(&read_input(&self.data)?)
+    }
+
     /// Validates the flags as SPIRE's `entry create` / `entry update` do and builds the
     /// entry.
     fn entry(&self, mode: EntryMode) -> Result<Entry, CliError> {
         let node = mode == EntryMode::CreateNode;
-        if !self.data.is_empty() {
-            return Err(CliError(
-                "-data is not implemented yet in spire-rs; pass the entry with flags".into(),
-            ));
-        }
         if mode == EntryMode::Update && self.entry_id.is_empty() {
             return Err(CliError("entry ID is required".into()));
         }
@@ -237,75 +241,92 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
     } else {
         EntryMode::Create
     };
-    let entry = args.fields.entry(mode)?;
+    let entries = args.fields.entries(mode)?;
     let mut client = EntryClient::new(args.socket.channel()?);
-    let response = client
+    let mut response = client
         .batch_create_entry(BatchCreateEntryRequest {
-            entries: vec![entry.clone()],
+            entries: entries.clone(),
             output_mask: None,
         })
         .await?
         .into_inner();
+    // As SPIRE's CLI, a failed result shows the entry as it was sent.
+    for (i, r) in response.results.iter_mut().enumerate() {
+        if r.status.as_ref().is_some_and(|s| s.code != 0) {
+            r.entry = entries.get(i).cloned();
+        }
+    }
     if output == OutputFormat::Json {
         // SPIRE prints the whole response, per-entry statuses included.
         return print_json(&response);
     }
-    let mut failed = false;
-    for result in response.results {
-        let status = result.status.unwrap_or_default();
-        if status.code == 0 {
-            print!("{}", format_entry(&result.entry.unwrap_or_default()));
-        } else {
-            failed = true;
-            eprintln!(
-                "Failed to create the following entry (code: {:?}, msg: {:?}):",
-                tonic::Code::from_i32(status.code),
-                status.message
-            );
-            eprint!("{}", format_entry(&entry));
-        }
-    }
-    if failed {
-        return Err(CliError("failed to create one or more entries".into()));
-    }
-    Ok(())
+    let results = response
+        .results
+        .into_iter()
+        .map(|r| (r.status.unwrap_or_default(), r.entry))
+        .collect();
+    print_batch_results("create", &entries, results)
 }
 
 async fn update(args: UpdateArgs) -> Result<(), CliError> {
     let output = args.output.format()?;
-    let entry = args.fields.entry(EntryMode::Update)?;
+    let entries = args.fields.entries(EntryMode::Update)?;
     let mut client = EntryClient::new(args.socket.channel()?);
-    let response = client
+    let mut response = client
         .batch_update_entry(BatchUpdateEntryRequest {
-            entries: vec![entry.clone()],
+            entries: entries.clone(),
             input_mask: None,
             output_mask: None,
         })
         .await?
         .into_inner();
+    // As SPIRE's CLI, a failed result shows the entry as it was sent.
+    for (i, r) in response.results.iter_mut().enumerate() {
+        if r.status.as_ref().is_some_and(|s| s.code != 0) {
+            r.entry = entries.get(i).cloned();
+        }
+    }
     if output == OutputFormat::Json {
         // SPIRE prints the whole response, per-entry statuses included.
         return print_json(&response);
     }
-    let mut failed = false;
-    for result in response.results {
-        let status = result.status.unwrap_or_default();
+    let results = response
+        .results
+        .into_iter()
+        .map(|r| (r.status.unwrap_or_default(), r.entry))
+        .collect();
+    print_batch_results("update", &entries, results)
+}
+
+/// Prints a batch create/update as SPIRE does: every entry that succeeded on stdout, then
+/// every one that failed on stderr with its status, shown as it was sent (the API does
+/// not return failed entries). Fails when any entry failed.
+fn print_batch_results(
+    verb: &str,
+    sent: &[Entry],
+    results: Vec<(spire_proto::spire::api::types::Status, Option<Entry>)>,
+) -> Result<(), CliError> {
+    let mut failed = Vec::new();
+    for (i, (status, entry)) in results.into_iter().enumerate() {
         if status.code == 0 {
-            print!("{}", format_entry(&result.entry.unwrap_or_default()));
+            print!("{}", format_entry(&entry.unwrap_or_default()));
         } else {
-            failed = true;
-            eprintln!(
-                "Failed to update the following entry (code: {:?}, msg: {:?}):",
-                tonic::Code::from_i32(status.code),
-                status.message
-            );
-            eprint!("{}", format_entry(&entry));
+            failed.push((status, sent.get(i).cloned().unwrap_or_default()));
         }
     }
-    if failed {
-        return Err(CliError("failed to update one or more entries".into()));
+    for (status, entry) in &failed {
+        eprintln!(
+            "Failed to {verb} the following entry (code: {:?}, msg: {:?}):",
+            tonic::Code::from_i32(status.code),
+            status.message
+        );
+        eprint!("{}", format_entry(entry));
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError(format!("failed to {verb} one or more entries")))
+    }
 }
 
 #[derive(Debug, clap::Args)]

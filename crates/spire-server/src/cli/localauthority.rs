@@ -305,30 +305,37 @@ impl UpstreamAuthorityCommand {
             UpstreamAuthorityCommand::Taint(args) => (args, true),
             UpstreamAuthorityCommand::Revoke(args) => (args, false),
         };
+        let format = args.common.output.format()?;
         if args.subject_key_id.is_empty() {
             return Err(CliError(
                 "the Subject Key ID of the X.509 upstream authority is required".into(),
             ));
         }
-        let mut client = args.common.client()?;
+        let mut client = LocalAuthorityClient::new(args.common.socket.channel()?);
         let skid = if taint {
-            client
+            let response = client
                 .taint_x509_upstream_authority(pb::TaintX509UpstreamAuthorityRequest {
                     subject_key_id: args.subject_key_id,
                 })
                 .await
                 .map_err(rpc("taint X.509 upstream authority"))?
-                .into_inner()
-                .upstream_authority_subject_key_id
+                .into_inner();
+            if format == OutputFormat::Json {
+                return print_json(&response);
+            }
+            response.upstream_authority_subject_key_id
         } else {
-            client
+            let response = client
                 .revoke_x509_upstream_authority(pb::RevokeX509UpstreamAuthorityRequest {
                     subject_key_id: args.subject_key_id,
                 })
                 .await
                 .map_err(rpc("revoke X.509 upstream authority"))?
-                .into_inner()
-                .upstream_authority_subject_key_id
+                .into_inner();
+            if format == OutputFormat::Json {
+                return print_json(&response);
+            }
+            response.upstream_authority_subject_key_id
         };
         let title = if taint { "Tainted" } else { "Revoked" };
         println!("{title} X.509 upstream authority:");

@@ -3,9 +3,11 @@
 //! on stderr with exit status 1, as SPIRE's CLI does.
 
 mod agent;
+mod agent_purge;
 mod bundle;
 mod debug;
 mod entry;
+mod entry_file;
 mod federation;
 mod healthcheck;
 mod jwt;

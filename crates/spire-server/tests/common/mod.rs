@@ -52,6 +52,9 @@ pub struct Setup<'a> {
     pub upstream: bool,
     /// HCL appended inside the `server { }` block.
     pub extra_server: String,
+    /// The `disk` UpstreamAuthority's (key, certificate) files when `upstream` is set;
+    /// `None` uses the demo CA.
+    pub upstream_files: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for Setup<'_> {
@@ -62,6 +65,7 @@ impl Default for Setup<'_> {
             keys: Keys::Memory,
             upstream: true,
             extra_server: String::new(),
+            upstream_files: None,
         }
     }
 }
@@ -112,8 +116,14 @@ impl TestServer {
             Keys::Memory => "KeyManager \"memory\" {\n plugin_data = {}\n }".to_owned(),
         };
         let upstream = if setup.upstream {
+            let (key, crt) = setup
+                .upstream_files
+                .clone()
+                .unwrap_or_else(|| (PathBuf::from(UPSTREAM_KEY), PathBuf::from(UPSTREAM_CRT)));
             format!(
-                "UpstreamAuthority \"disk\" {{\n plugin_data {{\n key_file_path = \"{UPSTREAM_KEY}\"\n cert_file_path = \"{UPSTREAM_CRT}\"\n }}\n }}"
+                "UpstreamAuthority \"disk\" {{\n plugin_data {{\n key_file_path = \"{}\"\n cert_file_path = \"{}\"\n }}\n }}",
+                key.display(),
+                crt.display()
             )
         } else {
             String::new()
