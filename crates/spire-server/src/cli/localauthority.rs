@@ -78,11 +78,6 @@ pub(crate) struct SubjectKeyIdArgs {
 }
 
 impl CommonArgs {
-    fn client(&self) -> Result<LocalAuthorityClient<Channel>, CliError> {
-        self.output.require_pretty()?;
-        Ok(LocalAuthorityClient::new(self.socket.channel()?))
-    }
-
     /// A client and the requested output format (`-output json` prints the response's
     /// protojson, as SPIRE does).
     fn client_and_format(&self) -> Result<(LocalAuthorityClient<Channel>, OutputFormat), CliError> {
