@@ -11,6 +11,7 @@ pub mod facts;
 pub mod localauthority;
 pub mod logger;
 pub mod notify;
+pub mod revocation;
 pub mod status;
 pub mod svid;
 pub mod trustdomain;

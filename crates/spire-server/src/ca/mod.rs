@@ -21,6 +21,7 @@
 
 mod authority;
 pub mod clock;
+pub mod crl;
 pub mod journal;
 pub(crate) mod profile;
 pub mod publish;
