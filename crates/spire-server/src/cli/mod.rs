@@ -11,6 +11,7 @@ mod healthcheck;
 mod jwt;
 mod localauthority;
 mod logger;
+mod svid;
 mod token;
 mod validate;
 mod x509;
@@ -89,6 +90,11 @@ enum Command {
     LocalAuthority {
         #[command(subcommand)]
         command: localauthority::LocalAuthorityCommand,
+    },
+    /// Revokes single X.509-SVIDs (spire-rs extension).
+    Svid {
+        #[command(subcommand)]
+        command: svid::SvidCommand,
     },
     /// Manages the X.509 upstream authorities.
     #[command(name = "upstreamauthority")]
@@ -187,6 +193,7 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
             Command::Federation { command } => command.run().await,
             Command::LocalAuthority { command } => command.run().await,
             Command::UpstreamAuthority { command } => command.run().await,
+            Command::Svid { command } => command.run().await,
         }
     })
 }
