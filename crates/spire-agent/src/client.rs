@@ -452,6 +452,19 @@ impl ServerClient {
         })
     }
 
+    /// The server's CRLs (spire-rs `Revocation.GetX509CRLs`), DER, one per local X.509
+    /// CA. A server without the service (SPIRE) answers `Unimplemented`.
+    pub async fn x509_crls(&self) -> Result<Vec<Vec<u8>>, ClientError> {
+        use spire_proto::spirers::server::revocation::v1::CrlRequest;
+        use spire_proto::spirers::server::revocation::v1::revocation_client::RevocationClient;
+        let mut client = RevocationClient::new(self.channel());
+        let response = client
+            .get_x509cr_ls(Self::request(CrlRequest {}))
+            .await?
+            .into_inner();
+        Ok(response.crls.into_iter().map(|crl| crl.der).collect())
+    }
+
     /// Opens the spire-rs push channel: a notification now and at every change.
     pub async fn watch_changes(&self) -> Result<tonic::Streaming<ChangeNotification>, ClientError> {
         let mut client = NotifyClient::new(self.channel());

@@ -937,6 +937,64 @@ async fn cache_tracks_which_entries_need_svids() -> TestResult {
     Ok(())
 }
 
+/// The serial of an SVID's leaf, big-endian.
+fn leaf_serial(svid: &X509Svid) -> Result<Vec<u8>, BoxError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(svid.leaf().as_ref())?;
+    Ok(cert.raw_serial().to_vec())
+}
+
+#[tokio::test]
+async fn cache_serves_crls_and_resigns_revoked_svids() -> TestResult {
+    let ca = Ca::new("example.org")?;
+    let cache = cache_for(&ca)?;
+    let e = entry(&ca, "e", "/w", vec![uid_selector()])?;
+    cache.update_entries(vec![e]);
+    let svid = ca.svid("/w")?;
+    let serial = leaf_serial(&svid)?;
+    cache.set_svid("e", svid)?;
+    let now = SystemTime::now();
+    assert!(cache.entries_needing_svids(now, 0.5).is_empty());
+
+    // A CRL that lists another serial: served, nothing due.
+    let mut rx = cache.subscribe();
+    rx.borrow_and_update();
+    let other = ca.crl(&[vec![0x01, 0x02]])?;
+    cache.set_crls(vec![other.clone()])?;
+    assert!(rx.has_changed()?);
+    rx.borrow_and_update();
+    assert_eq!(
+        *cache.workload_update(&[uid_selector()]).crls,
+        vec![other.clone()]
+    );
+    assert!(cache.entries_needing_svids(now, 0.5).is_empty());
+    cache.set_crls(vec![other.clone()])?;
+    assert!(!rx.has_changed()?, "the same CRLs are not a change");
+
+    // A CRL that lists the SVID's serial: the entry is due at once.
+    let revoking = ca.crl(&[vec![0x01, 0x02], serial])?;
+    cache.set_crls(vec![revoking.clone()])?;
+    assert!(rx.has_changed()?);
+    let due: Vec<String> = cache
+        .entries_needing_svids(now, 0.5)
+        .into_iter()
+        .map(|e| e.entry_id)
+        .collect();
+    assert_eq!(due, ["e"]);
+
+    // An unparsable CRL is refused and changes nothing.
+    let refused = cache.set_crls(vec![b"not a crl".to_vec()]);
+    assert!(
+        matches!(refused, Err(CacheError::InvalidCrl(_))),
+        "{refused:?}"
+    );
+    assert_eq!(*cache.crls(), vec![revoking]);
+
+    // A fresh SVID (new serial) is not due.
+    cache.set_svid("e", ca.svid("/w")?)?;
+    assert!(cache.entries_needing_svids(now, 0.5).is_empty());
+    Ok(())
+}
+
 #[tokio::test]
 async fn cache_versions_wake_subscribers_only_on_change() -> TestResult {
     let ca = Ca::new("example.org")?;

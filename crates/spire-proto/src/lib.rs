@@ -150,6 +150,14 @@ pub mod spirers {
                 v1 => "spirers.server.notify.v1"
             }
         }
+
+        /// Per-SVID revocation of X.509-SVIDs, published as CRLs.
+        pub mod revocation {
+            generated_mod! {
+                /// `spirers.server.revocation.v1`: the `Revocation` service.
+                v1 => "spirers.server.revocation.v1"
+            }
+        }
     }
 }
 

@@ -247,6 +247,10 @@ fn every_service_has_exactly_the_spec_methods() -> TestResult {
         ),
         ("spirers.server.notify.v1.Notify", &["WatchChanges"]),
         (
+            "spirers.server.revocation.v1.Revocation",
+            &["RevokeX509SVID", "ListRevokedX509SVIDs", "GetX509CRLs"],
+        ),
+        (
             "spire.api.server.trustdomain.v1.TrustDomain",
             &[
                 "ListFederationRelationships",

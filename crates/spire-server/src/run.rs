@@ -24,6 +24,7 @@ use spire_proto::spire::api::server::logger::v1::logger_server::LoggerServer;
 use spire_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use spire_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
 use spire_proto::spirers::server::notify::v1::notify_server::NotifyServer;
+use spire_proto::spirers::server::revocation::v1::revocation_server::RevocationServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,7 @@ use crate::api::localauthority::LocalAuthorityService;
 use crate::api::logger::LoggerService;
 use crate::api::notify::NotifyHub;
 use crate::api::peer_trust;
+use crate::api::revocation::RevocationService;
 use crate::api::svid::SvidService;
 use crate::api::trustdomain::TrustDomainService;
 use crate::ca::{CaConfig, ServerCa, SystemClock};
@@ -316,6 +318,11 @@ pub async fn run_with_logger(
         admin_ids: config.admin_ids.iter().cloned().collect::<HashSet<_>>(),
     });
     let stop = CancellationToken::new();
+    let crls = Arc::new(crate::ca::crl::CrlPublisher::new());
+    tokio::spawn(crate::api::revocation::prune_loop(
+        store.clone(),
+        stop.clone(),
+    ));
 
     // Federation: the bundle refresher and, when configured, the bundle endpoint.
     let federation = config.federation.clone().unwrap_or_default();
@@ -349,11 +356,13 @@ pub async fn run_with_logger(
                 () = feed_stop.cancelled() => return,
                 change = changes.recv() => match change {
                     Ok(DataStoreChange::BundleChanged { .. }) => feed_hub.bundles_changed(),
+                    Ok(DataStoreChange::RevocationsChanged) => feed_hub.revocations_changed(),
                     Ok(_) => feed_hub.entries_changed(),
                     // Lagged: something changed that we did not see in detail.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         feed_hub.entries_changed();
                         feed_hub.bundles_changed();
+                        feed_hub.revocations_changed();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
@@ -406,6 +415,10 @@ pub async fn run_with_logger(
             ca_changed.clone(),
         )))
         .add_service(NotifyServer::new(hub.clone()))
+        .add_service(RevocationServer::new(RevocationService::new(
+            ctx.clone(),
+            crls.clone(),
+        )))
         .serve_with_incoming_shutdown(
             tls_incoming(tcp, Arc::new(tls)),
             stop.clone().cancelled_owned(),
@@ -440,6 +453,10 @@ pub async fn run_with_logger(
             ca_changed.clone(),
         )))
         .add_service(health_service)
+        .add_service(RevocationServer::new(RevocationService::new(
+            ctx.clone(),
+            crls.clone(),
+        )))
         .add_service(LoggerServer::new(LoggerService::new(log, config.log_level)))
         .add_service(DebugServer::new(DebugService::new(
             ctx.clone(),

@@ -240,6 +240,7 @@ dialect_tests![
     bundle_delete_modes,
     change_feed_after_commit,
     federation_relationships_and_ca_journals,
+    revoked_x509_svids_round_trip,
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -2378,4 +2379,64 @@ async fn mysql_go_dsn_connection_string() {
     assert_eq!(store.schema_version().await.unwrap(), 25);
     store.close().await;
     drop(guard);
+}
+
+async fn revoked_x509_svids_round_trip(ctx: Ctx) {
+    let s = &ctx.store;
+    // The extension table sits next to SPIRE's schema without changing its version.
+    assert_eq!(s.schema_version().await.unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(
+        ctx.raw_count(&format!(
+            "SELECT COUNT(*) FROM {REVOKED_X509_SVIDS_TABLE} WHERE 1 = 0"
+        ))
+        .await,
+        0
+    );
+    let mut rx = s.subscribe();
+    let a = s.revoke_x509_svid("1f2e", 1_000, 5_000).await.unwrap();
+    assert_eq!(
+        a,
+        RevokedX509Svid {
+            serial: "1f2e".into(),
+            revoked_at: 1_000,
+            expires_at: 5_000
+        }
+    );
+    assert_eq!(rx.try_recv().unwrap(), DataStoreChange::RevocationsChanged);
+    s.revoke_x509_svid("a0", 1_100, 2_000).await.unwrap();
+    // Revoking again keeps the first revocation time and only extends the expiry.
+    let again = s.revoke_x509_svid("1f2e", 1_200, 4_000).await.unwrap();
+    assert_eq!((again.revoked_at, again.expires_at), (1_000, 5_000));
+    let again = s.revoke_x509_svid("1f2e", 1_300, 9_000).await.unwrap();
+    assert_eq!((again.revoked_at, again.expires_at), (1_000, 9_000));
+    let listed = s.list_revoked_x509_svids().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
+        ["1f2e", "a0"]
+    );
+    assert_eq!(listed[0].expires_at, 9_000);
+
+    // Malformed serials are refused and write nothing.
+    for bad in ["", "01", "ABC", "xyz", &"f".repeat(41)] {
+        let err = s.revoke_x509_svid(bad, 1, 2).await.unwrap_err();
+        assert!(
+            matches!(err, DataStoreError::InvalidArgument(_)),
+            "{bad}: {err}"
+        );
+    }
+    assert!(s.revoke_x509_svid("ab", 10, 5).await.is_err());
+    assert_eq!(s.list_revoked_x509_svids().await.unwrap().len(), 2);
+
+    // Pruning drops what expired, survives a reopen for the rest.
+    while rx.try_recv().is_ok() {}
+    assert_eq!(s.prune_revoked_x509_svids(3_000).await.unwrap(), 1);
+    assert_eq!(rx.try_recv().unwrap(), DataStoreChange::RevocationsChanged);
+    assert_eq!(s.prune_revoked_x509_svids(3_000).await.unwrap(), 0);
+    assert!(rx.try_recv().is_err());
+    s.close().await;
+    let again = ctx.reopen().await.unwrap();
+    let listed = again.list_revoked_x509_svids().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].serial, "1f2e");
+    again.close().await;
 }

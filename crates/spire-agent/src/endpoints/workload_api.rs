@@ -373,7 +373,7 @@ pub fn compose_x509_svid_response(update: &WorkloadUpdate) -> Result<X509svidRes
         .collect();
     Ok(X509svidResponse {
         svids,
-        crl: Vec::new(),
+        crl: update.crls.to_vec(),
         federated_bundles,
     })
 }
@@ -395,7 +395,7 @@ pub fn compose_x509_bundles_response(
         }
     }
     Ok(X509BundlesResponse {
-        crl: Vec::new(),
+        crl: update.crls.to_vec(),
         bundles,
     })
 }

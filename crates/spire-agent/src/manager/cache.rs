@@ -82,6 +82,9 @@ pub struct WorkloadUpdate {
     pub pending: usize,
     /// The workload's bundles.
     pub bundles: WorkloadBundles,
+    /// DER CRLs of the own trust domain's X.509 CAs (spire-rs per-SVID revocation),
+    /// for the Workload API's `crl` fields.
+    pub crls: Arc<Vec<Vec<u8>>>,
 }
 
 /// Errors of the cache's writer API.
@@ -98,6 +101,9 @@ pub enum CacheError {
     /// An SVID was given for an entry the cache does not hold.
     #[error("entry not found: {0}")]
     EntryNotFound(String),
+    /// A CRL from the server cannot be parsed.
+    #[error("invalid CRL: {0}")]
+    InvalidCrl(String),
     /// An SVID's SPIFFE ID differs from its entry's.
     #[error(
         "SVID for entry {entry_id} is for {svid_id}, but the entry's SPIFFE ID is {entry_spiffe_id}"
@@ -131,6 +137,9 @@ struct State {
     trust_domain: TrustDomain,
     bundle: Option<Arc<SpiffeBundle>>,
     federated: BTreeMap<TrustDomain, Arc<SpiffeBundle>>,
+    /// The server's CRLs (DER) and the serials they revoke (lowercase hex).
+    crls: Arc<Vec<Vec<u8>>>,
+    revoked: HashSet<String>,
     /// Records by entry ID (so iteration is in entry ID order).
     records: BTreeMap<String, Record>,
     /// selector type → selector value → IDs of the entries that have that selector.
@@ -217,6 +226,8 @@ impl Cache {
                 trust_domain,
                 bundle: None,
                 federated: BTreeMap::new(),
+                crls: Arc::new(Vec::new()),
+                revoked: HashSet::new(),
                 records: BTreeMap::new(),
                 index: HashMap::new(),
             }),
@@ -366,6 +377,42 @@ impl Cache {
         }
     }
 
+    /// Replaces the server's CRLs (DER). The serials they list are revoked: an SVID
+    /// with one of them is due for re-signing at once
+    /// ([`entries_needing_svids`](Self::entries_needing_svids)). Returns an error
+    /// naming the first CRL that cannot be parsed; nothing is changed then.
+    pub fn set_crls(&self, crls: Vec<Vec<u8>>) -> Result<(), CacheError> {
+        let mut revoked = HashSet::new();
+        for (i, der) in crls.iter().enumerate() {
+            let (_, crl) = x509_parser::parse_x509_crl(der)
+                .map_err(|e| CacheError::InvalidCrl(format!("CRL #{i}: {e}")))?;
+            revoked.extend(
+                crl.iter_revoked_certificates()
+                    .map(|r| hex_serial(r.raw_serial())),
+            );
+        }
+        let changed = {
+            let mut state = self.write();
+            if *state.crls == crls {
+                false
+            } else {
+                tracing::debug!(crls = crls.len(), revoked = revoked.len(), "CRLs updated");
+                state.crls = Arc::new(crls);
+                state.revoked = revoked;
+                true
+            }
+        };
+        if changed {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// The server's CRLs (DER), as last set.
+    pub fn crls(&self) -> Arc<Vec<Vec<u8>>> {
+        Arc::clone(&self.read().crls)
+    }
+
     /// Stores a newly signed SVID for an entry.
     pub fn set_svid(&self, entry_id: &str, svid: X509Svid) -> Result<(), CacheError> {
         let changed = store_svid(&mut self.write(), entry_id, svid)?;
@@ -419,7 +466,8 @@ impl Cache {
     /// The entries that need a (new) SVID at `now`, by entry ID: those without one, those
     /// whose entry changed since signing, and those whose SVID has used up
     /// `rotation_fraction` of its lifetime ([`DEFAULT_ROTATION_FRACTION`], SPIRE's half
-    /// life; the caller may jitter it) or has expired.
+    /// life; the caller may jitter it) or has expired, and those whose SVID's serial a
+    /// CRL revokes.
     pub fn entries_needing_svids(
         &self,
         now: SystemTime,
@@ -430,11 +478,15 @@ impl Cache {
         } else {
             DEFAULT_ROTATION_FRACTION
         };
-        self.read()
+        let state = self.read();
+        state
             .records
             .values()
             .filter(|r| {
-                r.entry.svid.is_none() || r.stale || needs_rotation(r.validity, now, fraction)
+                r.entry.svid.is_none()
+                    || r.stale
+                    || needs_rotation(r.validity, now, fraction)
+                    || is_revoked(&state.revoked, r.entry.svid.as_deref())
             })
             .map(|r| (*r.entry).clone())
             .collect()
@@ -537,6 +589,7 @@ impl Cache {
             identities,
             pending,
             bundles,
+            crls: Arc::clone(&state.crls),
         }
     }
 }
@@ -629,6 +682,26 @@ fn needs_rotation(validity: Option<Validity>, now: SystemTime, fraction: f64) ->
     };
     let elapsed = now.duration_since(v.not_before).unwrap_or(Duration::ZERO);
     elapsed.as_secs_f64() >= lifetime.as_secs_f64() * fraction
+}
+
+/// A serial number as lowercase hex without leading zeros (how the server names them).
+fn hex_serial(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let trimmed = hex.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Whether a CRL revokes this SVID's leaf.
+fn is_revoked(revoked: &HashSet<String>, svid: Option<&X509Svid>) -> bool {
+    let Some(svid) = svid.filter(|_| !revoked.is_empty()) else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(svid.leaf().as_ref())
+        .is_ok_and(|(_, cert)| revoked.contains(&hex_serial(cert.raw_serial())))
 }
 
 fn validity_of(svid: &X509Svid) -> Option<Validity> {

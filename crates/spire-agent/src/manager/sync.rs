@@ -1,7 +1,7 @@
 //! The sync loop (agent.md §5.6), push-driven: the agent keeps the server's
 //! `WatchChanges` stream open and syncs the moment the server reports a change, with a
-//! periodic sync as a safety net. A sync refreshes the bundle, replaces the authorized
-//! entries in the cache and signs every SVID that is missing, stale or past its
+//! periodic sync as a safety net. A sync refreshes the bundle and the CRLs, replaces the
+//! authorized entries in the cache and signs every SVID that is missing, stale or past its
 //! rotation point in one `BatchNewX509SVID` call.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -166,6 +166,7 @@ impl Synchronizer {
             .set_bundle(bundle)
             .map_err(|e| SyncError::Bundle(e.to_string()))?;
         self.process_tainted(tainted);
+        self.sync_crls().await;
         let entries = self.client.authorized_entries().await?;
         self.cache.update_entries(
             entries
@@ -209,6 +210,27 @@ impl Synchronizer {
                 jwt_svids = purged,
                 "New tainted JWT authorities found; purged the JWT-SVIDs they signed"
             );
+        }
+    }
+
+    /// Fetches the server's CRLs into the cache (so revoked SVIDs are re-signed by
+    /// [`sign_due_svids`](Self::sign_due_svids) right after). A failure keeps the CRLs
+    /// already cached and does not fail the sync: entries and SVIDs still flow. A
+    /// server without per-SVID revocation (SPIRE) has no CRLs.
+    async fn sync_crls(&self) {
+        match self.client.x509_crls().await {
+            Ok(crls) => {
+                if let Err(e) = self.cache.set_crls(crls) {
+                    tracing::warn!(error = %e, "Ignoring CRLs from the server");
+                }
+            }
+            Err(e)
+                if e.status()
+                    .is_some_and(|s| s.code() == tonic::Code::Unimplemented) =>
+            {
+                tracing::debug!("The server does not publish CRLs");
+            }
+            Err(e) => tracing::warn!(error = %e, "Failed to fetch CRLs"),
         }
     }
 

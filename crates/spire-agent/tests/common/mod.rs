@@ -62,6 +62,28 @@ impl Ca {
         })
     }
 
+    /// A CRL signed by this CA revoking the given serials (big-endian bytes).
+    pub fn crl(&self, serials: &[Vec<u8>]) -> Result<Vec<u8>, BoxError> {
+        let now = time::OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + time::Duration::hours(1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(s),
+                    revocation_time: now,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.der().to_vec())
+    }
+
     pub fn root_der(&self) -> Vec<u8> {
         self.issuer.der().to_vec()
     }

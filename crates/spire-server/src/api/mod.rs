@@ -14,6 +14,7 @@ pub mod localauthority;
 pub mod logger;
 pub mod notify;
 pub mod peer_trust;
+pub mod revocation;
 pub mod status;
 pub mod svid;
 pub mod trustdomain;

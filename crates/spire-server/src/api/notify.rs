@@ -1,5 +1,6 @@
 //! Push notification of changes to connected agents (`spirers.server.notify.v1`).
-//! Writers call [`NotifyHub::entries_changed`] / [`NotifyHub::bundles_changed`] after a
+//! Writers call [`NotifyHub::entries_changed`] / [`NotifyHub::bundles_changed`] /
+//! [`NotifyHub::revocations_changed`] after a
 //! commit; every open `WatchChanges` stream gets a notification at once.
 
 use std::pin::Pin;
@@ -16,6 +17,7 @@ struct Change {
     version: u64,
     entries: u64,
     bundles: u64,
+    revocations: u64,
 }
 
 /// Fans committed changes out to watching agents.
@@ -40,19 +42,23 @@ impl NotifyHub {
 
     /// Registration entries or attested nodes changed.
     pub fn entries_changed(&self) {
-        self.bump(true, false);
+        self.bump(|c| c.entries += 1);
     }
 
     /// A bundle changed.
     pub fn bundles_changed(&self) {
-        self.bump(false, true);
+        self.bump(|c| c.bundles += 1);
     }
 
-    fn bump(&self, entries: bool, bundles: bool) {
+    /// The X.509-SVID revocation list changed.
+    pub fn revocations_changed(&self) {
+        self.bump(|c| c.revocations += 1);
+    }
+
+    fn bump(&self, count: impl FnOnce(&mut Change)) {
         self.tx.send_modify(|c| {
             c.version += 1;
-            c.entries += u64::from(entries);
-            c.bundles += u64::from(bundles);
+            count(c);
         });
     }
 }
@@ -77,6 +83,7 @@ impl Notify for NotifyHub {
                 version: seen.version,
                 entries_changed: true,
                 bundles_changed: true,
+                revocations_changed: true,
             };
             if tx.send(Ok(first)).await.is_err() {
                 return;
@@ -87,6 +94,7 @@ impl Notify for NotifyHub {
                     version: now.version,
                     entries_changed: now.entries != seen.entries,
                     bundles_changed: now.bundles != seen.bundles,
+                    revocations_changed: now.revocations != seen.revocations,
                 };
                 seen = now;
                 if tx.send(Ok(note)).await.is_err() {

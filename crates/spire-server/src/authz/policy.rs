@@ -43,6 +43,13 @@ const LOCAL_ADMIN_AGENT: Allow = Allow {
     agent: true,
     ..NONE
 };
+const LOCAL_ADMIN_AGENT_DOWNSTREAM: Allow = Allow {
+    local: true,
+    admin: true,
+    agent: true,
+    downstream: true,
+    ..NONE
+};
 const AGENT: Allow = Allow {
     agent: true,
     ..NONE
@@ -113,6 +120,10 @@ pub const POLICY: &[(&str, Allow)] = rows! {
     }
     "grpc.health.v1.Health" => { "Check": LOCAL, "List": LOCAL, "Watch": LOCAL }
     "spirers.server.notify.v1.Notify" => { "WatchChanges": AGENT }
+    "spirers.server.revocation.v1.Revocation" => {
+        "RevokeX509SVID": LOCAL_ADMIN, "ListRevokedX509SVIDs": LOCAL_ADMIN,
+        "GetX509CRLs": LOCAL_ADMIN_AGENT_DOWNSTREAM,
+    }
 };
 
 /// The allowed classes of a full method (`/package.Service/Method`), if it is listed.

@@ -21,6 +21,7 @@
 
 mod authority;
 pub mod clock;
+pub mod crl;
 mod downstream;
 pub mod journal;
 pub(crate) mod profile;

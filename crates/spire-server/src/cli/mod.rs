@@ -13,6 +13,7 @@ mod healthcheck;
 mod jwt;
 mod localauthority;
 mod logger;
+mod svid;
 mod token;
 mod validate;
 mod x509;
@@ -91,6 +92,11 @@ enum Command {
     LocalAuthority {
         #[command(subcommand)]
         command: localauthority::LocalAuthorityCommand,
+    },
+    /// Revokes single X.509-SVIDs (spire-rs extension).
+    Svid {
+        #[command(subcommand)]
+        command: svid::SvidCommand,
     },
     /// Manages the X.509 upstream authorities.
     #[command(name = "upstreamauthority")]
@@ -227,6 +233,7 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
             Command::Federation { command } => command.run().await,
             Command::LocalAuthority { command } => command.run().await,
             Command::UpstreamAuthority { command } => command.run().await,
+            Command::Svid { command } => command.run().await,
         }
     })
 }

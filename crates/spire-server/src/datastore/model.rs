@@ -490,6 +490,20 @@ pub enum DataStoreChange {
         /// The trust domain name.
         trust_domain: String,
     },
+    /// The X.509-SVID revocation list changed (spire-rs extension).
+    RevocationsChanged,
+}
+
+/// A revoked X.509-SVID (spire-rs extension, table `spirers_revoked_x509_svids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedX509Svid {
+    /// The certificate serial number: lowercase hexadecimal without leading zeros.
+    pub serial: String,
+    /// When it was revoked (Unix seconds).
+    pub revoked_at: i64,
+    /// After this time (Unix seconds) no certificate with the serial is valid, so the
+    /// revocation may be pruned.
+    pub expires_at: i64,
 }
 
 /// Trust domain ID (`spiffe://td`) from a name or an ID.

@@ -99,6 +99,7 @@ impl SqlStore {
             let _guard = store.lock_writes().await;
             let mut conn = store.pool.acquire().await?;
             let before = schema::migrate(&mut conn, d, cfg.disable_migration).await?;
+            super::revocations::ensure_table(&mut conn, d, cfg.disable_migration).await?;
             info!(
                 database_type = d.name(),
                 schema = schema::SCHEMA_VERSION,
