@@ -217,7 +217,8 @@ async fn jwt_svids_end_to_end() -> TestResult {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')),
         "{json}"
     );
-    assert_eq!(json["crl"], serde_json::json!([]), "{json}");
+    // SPIRE prints `"crl": []`; spire-rs always serves the CA's CRL (docs/revocation.md).
+    assert_eq!(json["crl"].as_array().map(Vec::len), Some(1), "{json}");
     assert_eq!(json["federated_bundles"], serde_json::json!({}), "{json}");
 
     let out = qs.agent_cli(&socket, &["api", "fetch", "jwt"]);
