@@ -152,10 +152,16 @@ fn workload_attestors(config: &AgentConfig) -> Result<WorkloadAttestors, AgentEr
                     .map_err(|e| AgentError::Plugin(e.to_string()))?;
                 attestors.push(Arc::new(DockerAttestor::new(cfg)));
             }
+            "k8s" => {
+                let attestor = crate::workload::K8sAttestorConfig::from_plugin(plugin)
+                    .and_then(crate::workload::K8sAttestor::new)
+                    .map_err(|e| AgentError::Plugin(e.to_string()))?;
+                attestors.push(Arc::new(attestor));
+            }
             "systemd" => attestors.push(Arc::new(SystemdAttestor::new())),
             other => {
                 return Err(AgentError::Plugin(format!(
-                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix, docker, systemd"
+                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix, docker, k8s, systemd"
                 )));
             }
         }
