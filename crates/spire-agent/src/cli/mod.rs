@@ -4,7 +4,9 @@
 mod fetch_jwt;
 mod fetch_x509;
 mod healthcheck;
+mod validate;
 mod validate_jwt;
+mod watch;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ enum Command {
     Run(crate::config::AgentFlags),
     /// Determines agent health status.
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Validates a SPIRE agent configuration file.
+    Validate(crate::config::AgentFlags),
     /// Talks to the Workload API.
     Api {
         #[command(subcommand)]
@@ -45,6 +49,8 @@ enum ApiCommand {
         #[command(subcommand)]
         command: ValidateCommand,
     },
+    /// Attaches to the Workload API and prints updates as they're received.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +109,10 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
         match cli.command {
             Command::Run(flags) => crate::run::run_command(flags).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Validate(flags) => validate::run(&flags),
+            Command::Api {
+                command: ApiCommand::Watch(args),
+            } => watch::run(args).await,
             Command::Api {
                 command: ApiCommand::Fetch { command, x509 },
             } => match command {
