@@ -487,15 +487,36 @@ pub async fn run(
     let api_stop = stop.clone();
     let socket_path = config.socket_path.clone();
     let minter: Arc<dyn crate::manager::JwtSvidMinter> = Arc::new(client.clone());
-    crate::endpoints::delegated::spawn_admin(&config, &cache, &attestors, &minter, stop.clone());
-    let mut api = tokio::spawn(crate::endpoints::serve_with_minter(
-        socket_path,
-        cache,
-        attestors,
-        minter,
-        (!config.disable_sds_api).then(|| config.sds.clone()),
-        async move { api_stop.cancelled().await },
+    // One JWT-SVID cache for the Workload and admin APIs, bounded by
+    // `jwt_svid_cache_max_size` (agent.md §5.8).
+    let jwt_cache = Arc::new(crate::manager::JwtSvidCache::new(
+        config.jwt_svid_cache_max_size,
     ));
+    crate::endpoints::delegated::spawn_admin(
+        &config,
+        &cache,
+        &attestors,
+        &minter,
+        &jwt_cache,
+        stop.clone(),
+    );
+    let api_config = crate::endpoints::WorkloadApiConfig {
+        socket_path,
+        allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
+        sds: (!config.disable_sds_api).then(|| config.sds.clone()),
+        allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
+    };
+    let mut api = tokio::spawn(async move {
+        crate::endpoints::serve_agent(
+            &api_config,
+            cache,
+            attestors,
+            minter,
+            jwt_cache,
+            api_stop.cancelled(),
+        )
+        .await
+    });
     tracing::info!(agent_id = %agent_id, socket_path = %config.socket_path.display(), "Starting Workload API");
 
     tokio::pin!(shutdown);

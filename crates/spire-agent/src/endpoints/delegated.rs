@@ -430,6 +430,7 @@ pub fn spawn_admin(
     cache: &Arc<Cache>,
     attestors: &Arc<WorkloadAttestors>,
     minter: &Arc<dyn JwtSvidMinter>,
+    jwt_cache: &Arc<JwtSvidCache>,
     stop: CancellationToken,
 ) {
     let Some(path) = config.admin_socket_path.clone() else {
@@ -440,7 +441,8 @@ pub fn spawn_admin(
         Arc::clone(attestors),
         config.authorized_delegates.iter().cloned(),
     )
-    .with_jwt_minter(Arc::clone(minter));
+    .with_jwt_minter(Arc::clone(minter))
+    .with_jwt_cache(Arc::clone(jwt_cache));
     tokio::spawn(run_admin(path, handler, stop));
 }
 
