@@ -102,7 +102,7 @@ impl Refusal {
 /// Runs `spire-agent run` with its flags until a termination signal.
 pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
     let config = AgentConfig::load_with_flags(&flags).map_err(|e| CliError(e.to_string()))?;
-    let (dispatch, _log) = spire_common::logging::build(
+    let (dispatch, log) = spire_common::logging::build(
         config.log_level.as_str(),
         &config.log_format.to_string(),
         config.log_file.as_deref(),
@@ -110,7 +110,7 @@ pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
     )
     .map_err(|e| CliError(e.to_string()))?;
     let _ = tracing::dispatcher::set_global_default(dispatch);
-    run(config, spire_common::signals::shutdown())
+    run_with_log(config, Some(log), spire_common::signals::shutdown())
         .await
         .map_err(|e| CliError(e.to_string()))
 }
@@ -286,6 +286,17 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
+    run_with_log(config, None, shutdown).await
+}
+
+/// Runs the agent until `shutdown` resolves; `log` (the installed logger) lets the
+/// admin Logger API change the level at run time.
+pub async fn run_with_log(
+    config: AgentConfig,
+    log: Option<spire_common::logging::LogGuard>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let started = std::time::Instant::now();
     spire_common::umask::restrict();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AgentError::Plugin(format!("cannot create data_dir: {e}")))?;
@@ -404,6 +415,7 @@ pub async fn run(
     let refusal = Arc::new(std::sync::OnceLock::<Refusal>::new());
     let sync_stop = stop.clone();
     let sync_refusal = refusal.clone();
+    let last_sync_success = synchronizer.last_success();
     let sync_task = tokio::spawn(async move {
         if let Err(e) = synchronizer.run(sync_stop.clone()).await {
             if let crate::manager::sync::SyncError::Client(c) = &e
@@ -492,12 +504,29 @@ pub async fn run(
     let jwt_cache = Arc::new(crate::manager::JwtSvidCache::new(
         config.jwt_svid_cache_max_size,
     ));
+    let debug_state = current.clone();
+    let debug = crate::endpoints::admin::DebugService::new(crate::endpoints::admin::DebugSources {
+        started,
+        svid_chain: Arc::new(move || {
+            let state = debug_state.lock().unwrap_or_else(|e| e.into_inner());
+            state.svid.iter().map(|c| c.to_vec()).collect()
+        }),
+        last_sync_success: Arc::new(move || {
+            last_sync_success.load(std::sync::atomic::Ordering::Relaxed)
+        }),
+        cache: cache.clone(),
+        jwt_cache: jwt_cache.clone(),
+    });
+    let launch_level = spire_common::logging::Level::parse(config.log_level.as_str())
+        .unwrap_or(spire_common::logging::Level::Info);
+    let logger = crate::endpoints::admin::LoggerService::new(log, launch_level);
     crate::endpoints::delegated::spawn_admin(
         &config,
         &cache,
         &attestors,
         &minter,
         &jwt_cache,
+        (debug, logger),
         stop.clone(),
     );
     let api_config = crate::endpoints::WorkloadApiConfig {

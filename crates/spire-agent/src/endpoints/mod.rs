@@ -6,6 +6,7 @@
 //! then every open stream ends and the server drains. The pieces are public so that the
 //! agent can mount further services (SDS, health) on the same socket.
 
+pub mod admin;
 pub mod delegated;
 mod listener;
 pub mod sds;

@@ -103,6 +103,8 @@ pub struct Synchronizer {
     on_bundle: BundleObserver,
     sync_interval: Duration,
     wake: Arc<Notify>,
+    /// Unix time of the last successful full sync (0: none yet), for the Debug API.
+    last_success: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Synchronizer {
@@ -119,7 +121,14 @@ impl Synchronizer {
             on_bundle,
             sync_interval,
             wake: Arc::new(Notify::new()),
+            last_success: Arc::default(),
         }
+    }
+
+    /// The Unix time of the last successful full sync (0: none yet), shared so that it
+    /// can be read while the loop runs.
+    pub fn last_success(&self) -> Arc<std::sync::atomic::AtomicI64> {
+        Arc::clone(&self.last_success)
     }
 
     /// One full sync: bundle, entries, SVIDs.
@@ -138,7 +147,12 @@ impl Synchronizer {
                 .filter_map(|entry| cached_entry(entry).ok())
                 .collect(),
         );
-        self.sign_due_svids().await
+        self.sign_due_svids().await?;
+        self.last_success.store(
+            crate::endpoints::admin::debug::unix_now(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     /// Signs the SVIDs that are missing, stale or due for rotation.
