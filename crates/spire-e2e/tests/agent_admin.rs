@@ -69,5 +69,38 @@ async fn debug_and_logger_apis_of_a_running_agent() -> TestResult {
         .await?
         .into_inner();
     assert_eq!(reset.current_level, LogLevel::Debug as i32);
+
+    // The same through the command line.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(spire_e2e::binary("spire-agent"))
+            .args(args)
+            .arg("-socketPath")
+            .arg(&admin)
+            .output()
+    };
+    let out = cli(&["debug", "getinfo"])?;
+    assert!(out.status.success(), "{}", spire_e2e::stderr(&out));
+    let text = spire_e2e::stdout(&out);
+    assert!(text.starts_with("Agent Debug Info:\n  Uptime:  "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "    [0] SPIFFE ID:  spiffe://example.org/spire/agent/join_token/{token}\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("(never)"), "{text}");
+    let out = cli(&["logger", "set", "-level", "WARN"])?;
+    assert_eq!(
+        spire_e2e::stdout(&out),
+        "Logger Level : warning\nLaunch Level : debug\n\n"
+    );
+    let out = cli(&["logger", "reset"])?;
+    assert_eq!(
+        spire_e2e::stdout(&out),
+        "Logger Level : debug\nLaunch Level : debug\n\n"
+    );
+    let out = cli(&["logger", "set", "-level", "loud"])?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(spire_e2e::stderr(&out).contains("the value \"loud\" is not a valid setting"));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `spire-agent` command line: SPIRE's subcommands with single-dash Go-style flags.
 //! Errors print as `Error: <message>` on stderr with exit status 1, as SPIRE's do.
 
+mod admin;
 mod fetch_jwt;
 mod fetch_x509;
 mod healthcheck;
@@ -28,6 +29,16 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Validates a SPIRE agent configuration file.
     Validate(crate::config::AgentFlags),
+    /// Debug information from the admin socket.
+    Debug {
+        #[command(subcommand)]
+        command: admin::DebugCommand,
+    },
+    /// Reads or changes the agent's log level over the admin socket.
+    Logger {
+        #[command(subcommand)]
+        command: admin::LoggerCommand,
+    },
     /// Talks to the Workload API.
     Api {
         #[command(subcommand)]
@@ -110,6 +121,8 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
             Command::Run(flags) => crate::run::run_command(flags).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Validate(flags) => validate::run(&flags),
+            Command::Debug { command } => admin::debug(command).await,
+            Command::Logger { command } => admin::logger(command).await,
             Command::Api {
                 command: ApiCommand::Watch(args),
             } => watch::run(args).await,
