@@ -102,7 +102,7 @@ impl Refusal {
 /// Runs `spire-agent run` with its flags until a termination signal.
 pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
     let config = AgentConfig::load_with_flags(&flags).map_err(|e| CliError(e.to_string()))?;
-    let (dispatch, _log) = spire_common::logging::build(
+    let (dispatch, log) = spire_common::logging::build(
         config.log_level.as_str(),
         &config.log_format.to_string(),
         config.log_file.as_deref(),
@@ -110,7 +110,7 @@ pub async fn run_command(flags: AgentFlags) -> Result<(), CliError> {
     )
     .map_err(|e| CliError(e.to_string()))?;
     let _ = tracing::dispatcher::set_global_default(dispatch);
-    run(config, spire_common::signals::shutdown())
+    run_with_log(config, Some(log), spire_common::signals::shutdown())
         .await
         .map_err(|e| CliError(e.to_string()))
 }
@@ -152,10 +152,16 @@ fn workload_attestors(config: &AgentConfig) -> Result<WorkloadAttestors, AgentEr
                     .map_err(|e| AgentError::Plugin(e.to_string()))?;
                 attestors.push(Arc::new(DockerAttestor::new(cfg)));
             }
+            "k8s" => {
+                let attestor = crate::workload::K8sAttestorConfig::from_plugin(plugin)
+                    .and_then(crate::workload::K8sAttestor::new)
+                    .map_err(|e| AgentError::Plugin(e.to_string()))?;
+                attestors.push(Arc::new(attestor));
+            }
             "systemd" => attestors.push(Arc::new(SystemdAttestor::new())),
             other => {
                 return Err(AgentError::Plugin(format!(
-                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix, docker, systemd"
+                    "unknown WorkloadAttestor plugin {other:?}: spire-rs provides unix, docker, k8s, systemd"
                 )));
             }
         }
@@ -280,6 +286,17 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
+    run_with_log(config, None, shutdown).await
+}
+
+/// Runs the agent until `shutdown` resolves; `log` (the installed logger) lets the
+/// admin Logger API change the level at run time.
+pub async fn run_with_log(
+    config: AgentConfig,
+    log: Option<spire_common::logging::LogGuard>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let started = std::time::Instant::now();
     spire_common::umask::restrict();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AgentError::Plugin(format!("cannot create data_dir: {e}")))?;
@@ -363,7 +380,11 @@ pub async fn run(
     storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
 
     let cache = Arc::new(Cache::new(td.clone()));
-    let jwt_cache = Arc::new(crate::manager::JwtSvidCache::default());
+    // One JWT-SVID cache for the Workload and admin APIs and the sync loop (which purges
+    // tokens of tainted keys), bounded by `jwt_svid_cache_max_size` (agent.md §5.8).
+    let jwt_cache = Arc::new(crate::manager::JwtSvidCache::new(
+        config.jwt_svid_cache_max_size,
+    ));
     let observer_trust = trust.clone();
     let observer_state = current.clone();
     let observer_storage = storage.clone();
@@ -404,6 +425,7 @@ pub async fn run(
     let sync_refusal = refusal.clone();
     let rotator_sync = synchronizer.clone();
     let rotator_taint = synchronizer.x509_taint_signal();
+    let last_sync_success = synchronizer.last_success();
     let sync_task = tokio::spawn(async move {
         if let Err(e) = synchronizer.run(sync_stop.clone()).await {
             if let crate::manager::sync::SyncError::Client(c) = &e
@@ -495,23 +517,48 @@ pub async fn run(
     let api_stop = stop.clone();
     let socket_path = config.socket_path.clone();
     let minter: Arc<dyn crate::manager::JwtSvidMinter> = Arc::new(client.clone());
+    let debug_state = current.clone();
+    let debug = crate::endpoints::admin::DebugService::new(crate::endpoints::admin::DebugSources {
+        started,
+        svid_chain: Arc::new(move || {
+            let state = debug_state.lock().unwrap_or_else(|e| e.into_inner());
+            state.svid.iter().map(|c| c.to_vec()).collect()
+        }),
+        last_sync_success: Arc::new(move || {
+            last_sync_success.load(std::sync::atomic::Ordering::Relaxed)
+        }),
+        cache: cache.clone(),
+        jwt_cache: jwt_cache.clone(),
+    });
+    let launch_level = spire_common::logging::Level::parse(config.log_level.as_str())
+        .unwrap_or(spire_common::logging::Level::Info);
+    let logger = crate::endpoints::admin::LoggerService::new(log, launch_level);
     crate::endpoints::delegated::spawn_admin(
         &config,
         &cache,
         &attestors,
         &minter,
         &jwt_cache,
+        (debug, logger),
         stop.clone(),
     );
-    let mut api = tokio::spawn(crate::endpoints::serve_with_minter(
+    let api_config = crate::endpoints::WorkloadApiConfig {
         socket_path,
-        cache,
-        attestors,
-        minter,
-        jwt_cache,
-        (!config.disable_sds_api).then(|| config.sds.clone()),
-        async move { api_stop.cancelled().await },
-    ));
+        allow_unauthenticated_verifiers: config.allow_unauthenticated_verifiers,
+        sds: (!config.disable_sds_api).then(|| config.sds.clone()),
+        allowed_foreign_jwt_claims: config.allowed_foreign_jwt_claims.clone(),
+    };
+    let mut api = tokio::spawn(async move {
+        crate::endpoints::serve_agent(
+            &api_config,
+            cache,
+            attestors,
+            minter,
+            jwt_cache,
+            api_stop.cancelled(),
+        )
+        .await
+    });
     tracing::info!(agent_id = %agent_id, socket_path = %config.socket_path.display(), "Starting Workload API");
 
     tokio::pin!(shutdown);

@@ -11,6 +11,7 @@
 //! - [`key_type`]: the key type names of the configuration (`ec-p256`, ...).
 //! - [`protojson`]: `-output json`, protobuf messages printed as SPIRE prints them.
 
+pub mod api_log_level;
 pub mod cli;
 pub mod convert;
 pub mod duration;

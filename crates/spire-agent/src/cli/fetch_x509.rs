@@ -38,11 +38,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// One SVID as received, parsed and verified.
-struct Received {
-    svid: X509Svid,
-    bundle: X509Bundle,
-    federated: Vec<(String, X509Bundle)>,
-    hint: String,
+pub(crate) struct Received {
+    /// The SVID.
+    pub(crate) svid: X509Svid,
+    /// Its trust domain's bundle.
+    pub(crate) bundle: X509Bundle,
+    /// Federated bundles, sorted by the label printed for them.
+    pub(crate) federated: Vec<(String, X509Bundle)>,
+    /// The hint (empty: not printed).
+    pub(crate) hint: String,
 }
 
 pub(crate) async fn run(args: FetchX509Args) -> Result<(), CliError> {
@@ -142,7 +146,7 @@ fn validity(der: &[u8]) -> (String, String) {
 }
 
 /// SPIRE's pretty output (agent.md §7.1).
-fn render(received: &[Received], elapsed: Duration) -> String {
+pub(crate) fn render(received: &[Received], elapsed: Duration) -> String {
     let mut out = String::new();
     let noun = if received.len() == 1 { "svid" } else { "svids" };
     let _ = writeln!(

@@ -1,10 +1,13 @@
 //! The `spire-agent` command line: SPIRE's subcommands with single-dash Go-style flags.
 //! Errors print as `Error: <message>` on stderr with exit status 1, as SPIRE's do.
 
+mod admin;
 mod fetch_jwt;
 mod fetch_x509;
 mod healthcheck;
+mod validate;
 mod validate_jwt;
+mod watch;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -24,6 +27,18 @@ enum Command {
     Run(crate::config::AgentFlags),
     /// Determines agent health status.
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Validates a SPIRE agent configuration file.
+    Validate(crate::config::AgentFlags),
+    /// Debug information from the admin socket.
+    Debug {
+        #[command(subcommand)]
+        command: admin::DebugCommand,
+    },
+    /// Reads or changes the agent's log level over the admin socket.
+    Logger {
+        #[command(subcommand)]
+        command: admin::LoggerCommand,
+    },
     /// Talks to the Workload API.
     Api {
         #[command(subcommand)]
@@ -45,6 +60,8 @@ enum ApiCommand {
         #[command(subcommand)]
         command: ValidateCommand,
     },
+    /// Attaches to the Workload API and prints updates as they're received.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +120,12 @@ pub fn run_with_args(args: Vec<OsString>) -> ExitCode {
         match cli.command {
             Command::Run(flags) => crate::run::run_command(flags).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Validate(flags) => validate::run(&flags),
+            Command::Debug { command } => admin::debug(command).await,
+            Command::Logger { command } => admin::logger(command).await,
+            Command::Api {
+                command: ApiCommand::Watch(args),
+            } => watch::run(args).await,
             Command::Api {
                 command: ApiCommand::Fetch { command, x509 },
             } => match command {

@@ -410,11 +410,28 @@ pub async fn serve_admin(
     handler: DelegatedIdentityHandler,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
+    serve_admin_with(socket_path, handler, None, None, shutdown).await
+}
+
+/// As [`serve_admin`], also serving the Debug (`spire.agent.debug.v1`) and Logger
+/// (`spire.api.agent.logger.v1`) services when given (agent.md §3.2).
+pub async fn serve_admin_with(
+    socket_path: impl AsRef<Path>,
+    handler: DelegatedIdentityHandler,
+    debug: Option<super::admin::DebugService>,
+    logger: Option<super::admin::LoggerService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    use spire_proto::spire::agent::debug::v1::debug_server::DebugServer;
+    use spire_proto::spire::api::agent::logger::v1::logger_server::LoggerServer;
+
     let listener = bind_admin_socket(socket_path.as_ref())?;
     tracing::info!(path = %socket_path.as_ref().display(), "Starting admin APIs");
     let streams = handler.shutdown_token();
     tonic::transport::Server::builder()
         .add_service(DelegatedIdentityServer::new(handler))
+        .add_optional_service(debug.map(DebugServer::new))
+        .add_optional_service(logger.map(LoggerServer::new))
         .serve_with_incoming_shutdown(tracked_incoming(listener), async move {
             shutdown.await;
             streams.cancel();
@@ -432,6 +449,7 @@ pub fn spawn_admin(
     attestors: &Arc<WorkloadAttestors>,
     minter: &Arc<dyn JwtSvidMinter>,
     jwt_cache: &Arc<JwtSvidCache>,
+    services: (super::admin::DebugService, super::admin::LoggerService),
     stop: CancellationToken,
 ) {
     let Some(path) = config.admin_socket_path.clone() else {
@@ -444,11 +462,17 @@ pub fn spawn_admin(
     )
     .with_jwt_minter(Arc::clone(minter))
     .with_jwt_cache(Arc::clone(jwt_cache));
-    tokio::spawn(run_admin(path, handler, stop));
+    tokio::spawn(run_admin(path, handler, services, stop));
 }
 
-async fn run_admin(path: PathBuf, handler: DelegatedIdentityHandler, stop: CancellationToken) {
-    let result = serve_admin(&path, handler, stop.cancelled()).await;
+async fn run_admin(
+    path: PathBuf,
+    handler: DelegatedIdentityHandler,
+    (debug, logger): (super::admin::DebugService, super::admin::LoggerService),
+    stop: CancellationToken,
+) {
+    let result =
+        serve_admin_with(&path, handler, Some(debug), Some(logger), stop.cancelled()).await;
     if let Err(error) = result {
         tracing::error!(path = %path.display(), error = %error, "Admin API server failed");
     }

@@ -6,6 +6,7 @@
 //! then every open stream ends and the server drains. The pieces are public so that the
 //! agent can mount further services (SDS, health) on the same socket.
 
+pub mod admin;
 pub mod delegated;
 mod listener;
 pub mod sds;
@@ -43,6 +44,9 @@ pub struct WorkloadApiConfig {
     /// Envoy SDS v3 on the same socket with these options (agent block `sds`), or
     /// `None` when `disable_sds_api` is set.
     pub sds: Option<SdsConfig>,
+    /// Extra claims `ValidateJWTSVID` returns for foreign tokens (agent option
+    /// `allowed_foreign_jwt_claims`).
+    pub allowed_foreign_jwt_claims: Vec<String>,
 }
 
 impl Default for WorkloadApiConfig {
@@ -51,6 +55,7 @@ impl Default for WorkloadApiConfig {
             socket_path: PathBuf::from(DEFAULT_SOCKET_PATH),
             allow_unauthenticated_verifiers: false,
             sds: Some(SdsConfig::default()),
+            allowed_foreign_jwt_claims: Vec::new(),
         }
     }
 }
@@ -115,6 +120,28 @@ pub async fn serve_with_minter(
     serve_listener_with_sds(listener, handler, sds, shutdown).await
 }
 
+/// Serves the Workload API as the agent's `run` does: configured by `config`, minting
+/// JWT-SVIDs with `minter` and caching them in `jwt_cache` (shared with the admin API),
+/// until `shutdown` completes.
+pub async fn serve_agent(
+    config: &WorkloadApiConfig,
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    minter: Arc<dyn JwtSvidMinter>,
+    jwt_cache: Arc<crate::manager::JwtSvidCache>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
+    let listener = bind_socket(&config.socket_path)?;
+    tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
+    let sds = sds_handler(config, &cache, &attestors);
+    let handler = WorkloadApiHandler::new(cache, attestors)
+        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
+        .allowed_foreign_jwt_claims(config.allowed_foreign_jwt_claims.iter().cloned())
+        .with_jwt_minter(minter)
+        .with_jwt_cache(jwt_cache);
+    serve_listener_with_sds(listener, handler, sds, shutdown).await
+}
+
 fn sds_handler(
     config: &WorkloadApiConfig,
     cache: &Arc<Cache>,
@@ -152,7 +179,8 @@ pub async fn serve_with_config(
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
     let sds = sds_handler(config, &cache, &attestors);
     let handler = WorkloadApiHandler::new(cache, attestors)
-        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers);
+        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
+        .allowed_foreign_jwt_claims(config.allowed_foreign_jwt_claims.iter().cloned());
     serve_listener_with_sds(listener, handler, sds, shutdown).await
 }
 

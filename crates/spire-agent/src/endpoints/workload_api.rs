@@ -88,6 +88,7 @@ pub struct WorkloadApiHandler {
     shutdown: CancellationToken,
     jwt_minter: Option<Arc<dyn JwtSvidMinter>>,
     jwt_cache: Arc<JwtSvidCache>,
+    allowed_foreign_jwt_claims: Arc<std::collections::BTreeSet<String>>,
 }
 
 impl WorkloadApiHandler {
@@ -100,7 +101,16 @@ impl WorkloadApiHandler {
             shutdown: CancellationToken::new(),
             jwt_minter: None,
             jwt_cache: Arc::new(JwtSvidCache::default()),
+            allowed_foreign_jwt_claims: Arc::default(),
         }
+    }
+
+    /// Claims besides `sub`, `aud` and `exp` that `ValidateJWTSVID` returns for tokens
+    /// of foreign trust domains (agent option `allowed_foreign_jwt_claims`; default
+    /// none).
+    pub fn allowed_foreign_jwt_claims(mut self, claims: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_foreign_jwt_claims = Arc::new(claims.into_iter().collect());
+        self
     }
 
     /// Mints JWT-SVIDs with `minter` (the server's `NewJWTSVID`). Without one,
@@ -422,11 +432,18 @@ pub fn compose_jwt_bundles_response(update: &WorkloadUpdate) -> Result<JwtBundle
 }
 
 /// The claims of a validated JWT-SVID as SPIRE returns them: `aud` always a list; for a
-/// subject of a foreign trust domain only `sub`, `aud` and `exp`.
-fn validated_claims(svid: &JwtSvid, foreign: bool) -> prost_types::Struct {
+/// subject of a foreign trust domain (`foreign_allowed` is then the
+/// `allowed_foreign_jwt_claims`) only `sub`, `aud`, `exp` and the allowed claims.
+fn validated_claims(
+    svid: &JwtSvid,
+    foreign_allowed: Option<&std::collections::BTreeSet<String>>,
+) -> prost_types::Struct {
     let mut fields = std::collections::BTreeMap::new();
     for (name, value) in svid.claims() {
-        if foreign && !matches!(name.as_str(), "sub" | "aud" | "exp") {
+        if let Some(allowed) = foreign_allowed
+            && !matches!(name.as_str(), "sub" | "aud" | "exp")
+            && !allowed.contains(name)
+        {
             continue;
         }
         let value = if name == "aud" {
@@ -642,7 +659,10 @@ impl SpiffeWorkloadApi for WorkloadApiHandler {
             Status::invalid_argument(error.to_string())
         })?;
         let foreign = svid.spiffe_id().trust_domain() != self.cache.trust_domain();
-        let claims = validated_claims(&svid, foreign);
+        let claims = validated_claims(
+            &svid,
+            foreign.then_some(self.allowed_foreign_jwt_claims.as_ref()),
+        );
         Ok(Response::new(ValidateJwtsvidResponse {
             spiffe_id: svid.spiffe_id().to_string(),
             claims: Some(claims),

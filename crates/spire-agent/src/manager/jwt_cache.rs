@@ -5,8 +5,10 @@
 //! A token is cached under its SPIFFE ID and its audience set (order and duplicates do
 //! not matter) and served again until half of its lifetime has passed. After that a new
 //! one is minted; if minting fails while the cached token is still valid, the cached one
-//! is served with a warning. The cache holds at most [`DEFAULT_MAX_SIZE`] tokens; the
-//! least recently used one is evicted on insert when it is full.
+//! is served with a warning. The cache holds at most `jwt_svid_cache_max_size` tokens
+//! (default [`DEFAULT_MAX_SIZE`]), a hard limit as in SPIRE; the least recently used one
+//! is evicted on insert when it is full. The agent shares one cache between the
+//! Workload API and the admin (Delegated Identity) API.
 //!
 //! Differences from SPIRE: the half-life is not jittered, and entries asking for a `jti`
 //! do not bypass the cache (SPIRE's agent drops that attribute at sync too).

@@ -112,6 +112,8 @@ pub struct Synchronizer {
     /// Signalled when newly tainted X.509 authorities are seen, so the agent SVID
     /// rotator checks its SVID at once.
     x509_tainted: Arc<Notify>,
+    /// Unix time of the last successful full sync (0: none yet), for the Debug API.
+    last_success: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Synchronizer {
@@ -131,6 +133,7 @@ impl Synchronizer {
             tainted: Mutex::new(TaintedAuthorities::default()),
             jwt_cache: None,
             x509_tainted: Arc::new(Notify::new()),
+            last_success: Arc::default(),
         }
     }
 
@@ -156,6 +159,12 @@ impl Synchronizer {
             .signed_chain(&self.cache.trust_domain(), chain, SystemTime::now())
     }
 
+    /// The Unix time of the last successful full sync (0: none yet), shared so that it
+    /// can be read while the loop runs.
+    pub fn last_success(&self) -> Arc<std::sync::atomic::AtomicI64> {
+        Arc::clone(&self.last_success)
+    }
+
     /// One full sync: bundle, entries, SVIDs.
     pub async fn sync(&self) -> Result<(), SyncError> {
         let (bundle, tainted) = self.client.bundle_with_taints().await?;
@@ -174,7 +183,12 @@ impl Synchronizer {
                 .filter_map(|entry| cached_entry(entry).ok())
                 .collect(),
         );
-        self.sign_due_svids().await
+        self.sign_due_svids().await?;
+        self.last_success.store(
+            crate::endpoints::admin::debug::unix_now(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     /// Acts on authorities tainted since the last sync: cached X.509-SVIDs chained to

@@ -39,6 +39,9 @@ pub enum CgroupError {
     /// The cgroup entries name different containers.
     #[error("multiple container IDs found ({0:?}, {1:?})")]
     Conflict(String, String),
+    /// The cgroup entries name different Kubernetes pods.
+    #[error("multiple pod UIDs found ({0:?}, {1:?})")]
+    PodConflict(String, String),
 }
 
 /// One line of `/proc/<pid>/cgroup`: `hierarchy-id:controller-list:cgroup-path`.
@@ -118,17 +121,161 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// The first 64-hex-digit word in `segment` (regexp `\b([[:xdigit:]]{64})\b`).
-fn find_container_id_word(segment: &str) -> Option<&str> {
+/// Where the first 64-hex-digit word in `segment` starts (regexp
+/// `\b([[:xdigit:]]{64})\b`).
+fn find_container_id_start(segment: &str) -> Option<usize> {
     let bytes = segment.as_bytes();
-    (0..bytes.len().saturating_sub(63)).find_map(|start| {
+    (0..bytes.len().saturating_sub(63)).find(|&start| {
         let end = start + 64;
         let boundary_before = start == 0 || !is_word_byte(bytes[start - 1]);
         let boundary_after = end == bytes.len() || !is_word_byte(bytes[end]);
-        (boundary_before && boundary_after && bytes[start..end].iter().all(u8::is_ascii_hexdigit))
-            .then(|| segment.get(start..end))
-            .flatten()
+        boundary_before && boundary_after && bytes[start..end].iter().all(u8::is_ascii_hexdigit)
     })
+}
+
+/// The first 64-hex-digit word in `segment` (regexp `\b([[:xdigit:]]{64})\b`).
+fn find_container_id_word(segment: &str) -> Option<&str> {
+    find_container_id_start(segment).and_then(|start| segment.get(start..start + 64))
+}
+
+/// The first Kubernetes pod UID in `segment`, in its cgroupfs (`pod<uid>`) or systemd
+/// (`pod<uid with _ for ->`) rendering, returned with dashes (regexp
+/// `\bpod([[:xdigit:]]{8}[-_][[:xdigit:]]{4}[-_][[:xdigit:]]{4}[-_][[:xdigit:]]{4}[-_][[:xdigit:]]{12})\b`).
+fn find_pod_uid(segment: &str) -> Option<String> {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let bytes = segment.as_bytes();
+    let matches_at = |start: usize| -> Option<String> {
+        if start > 0 && is_word_byte(bytes[start - 1]) {
+            return None;
+        }
+        let uid = segment.get(start..)?.strip_prefix("pod")?;
+        let uid_bytes = uid.as_bytes();
+        let mut i = 0;
+        for (n, len) in GROUPS.iter().enumerate() {
+            if n > 0 {
+                if !matches!(uid_bytes.get(i), Some(b'-' | b'_')) {
+                    return None;
+                }
+                i += 1;
+            }
+            let group = uid_bytes.get(i..i + len)?;
+            if !group.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            i += len;
+        }
+        if uid_bytes.get(i).is_some_and(|b| is_word_byte(*b)) {
+            return None;
+        }
+        Some(uid[..i].replace('_', "-"))
+    };
+    (0..bytes.len()).find_map(matches_at)
+}
+
+/// Go's `path.Split` followed by trimming the directory's trailing `/`.
+fn split_last_segment(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some((rest, segment)) => (rest, segment),
+        None => ("", path),
+    }
+}
+
+/// The pod UID and container ID in one cgroup path or mount root, as SPIRE's
+/// container-info extractor finds them: segments are walked backwards to the first
+/// holding a container ID; the pod UID is then searched in what precedes the ID in that
+/// segment and in the segments before it.
+pub fn pod_and_container_in_path(path: &str) -> (Option<String>, Option<String>) {
+    let (mut rest, mut segment) = split_last_segment(path);
+    let mut container_id = None;
+    while !segment.is_empty() {
+        if let Some(start) = find_container_id_start(segment) {
+            container_id = segment.get(start..start + 64).map(str::to_owned);
+            segment = &segment[..start];
+            break;
+        }
+        (rest, segment) = split_last_segment(rest);
+    }
+    if container_id.is_none() {
+        return (None, None);
+    }
+    if segment.is_empty() {
+        (rest, segment) = split_last_segment(rest);
+    }
+    while !segment.is_empty() {
+        if let Some(uid) = find_pod_uid(segment) {
+            return (Some(uid), container_id);
+        }
+        (rest, segment) = split_last_segment(rest);
+    }
+    (None, container_id)
+}
+
+/// Folds the pod UIDs and container IDs of several paths with SPIRE's rules: an entry
+/// with a pod UID overrides earlier entries without one and entries without one are
+/// then ignored; otherwise differing pod UIDs or container IDs are a conflict.
+#[derive(Debug, Default)]
+struct PodContainerFold {
+    pod_uid: Option<String>,
+    container_id: Option<String>,
+}
+
+impl PodContainerFold {
+    fn add(&mut self, path: &str) -> Result<(), CgroupError> {
+        let (pod_uid, container_id) = pod_and_container_in_path(path);
+        match (&self.pod_uid, &pod_uid) {
+            (Some(_), None) => return Ok(()),
+            (None, Some(_)) => {
+                self.pod_uid.clone_from(&pod_uid);
+                self.container_id.clone_from(&container_id);
+            }
+            _ => {}
+        }
+        if let (Some(new), Some(old)) = (&pod_uid, &self.pod_uid)
+            && new != old
+        {
+            return Err(CgroupError::PodConflict(old.clone(), new.clone()));
+        }
+        if let Some(old) = &self.container_id
+            && container_id.as_ref() != Some(old)
+        {
+            return Err(CgroupError::Conflict(
+                old.clone(),
+                container_id.unwrap_or_default(),
+            ));
+        }
+        self.pod_uid = pod_uid;
+        self.container_id = container_id;
+        Ok(())
+    }
+}
+
+/// The Kubernetes pod UID and container ID of `pid` under the proc mount `proc_root`
+/// (SPIRE's `GetPodUIDAndContainerID`): cgroup mount roots in mountinfo first, then
+/// `/proc/<pid>/cgroup` when those hold no container ID. `(None, None)` means the
+/// process is not in a container; a container ID without a pod UID is possible (e.g. a
+/// process of the agent's own pod, or CRI-O without pod UIDs in its paths).
+pub fn pod_uid_and_container_id(
+    proc_root: &Path,
+    pid: i32,
+) -> Result<(Option<String>, Option<String>), CgroupError> {
+    let dir = proc_root.join(pid.to_string());
+    if let Some(mountinfo) = read_optional(&dir.join("mountinfo"))? {
+        let mut fold = PodContainerFold::default();
+        for root in cgroup_mount_roots(&mountinfo) {
+            fold.add(&root)?;
+        }
+        if fold.container_id.is_some() {
+            return Ok((fold.pod_uid, fold.container_id));
+        }
+    }
+    let Some(text) = read_optional(&dir.join("cgroup"))? else {
+        return Ok((None, None));
+    };
+    let mut fold = PodContainerFold::default();
+    for entry in parse_cgroups(&text)? {
+        fold.add(&entry.path)?;
+    }
+    Ok((fold.pod_uid, fold.container_id))
 }
 
 /// The container ID in one cgroup path or mount root: the 64-hex word of the last
@@ -214,6 +361,70 @@ mod tests {
         ] {
             assert_eq!(container_id_in_path(path), None, "{path}");
         }
+    }
+
+    #[test]
+    fn pod_uid_and_container_id_shapes() {
+        let uid = "2c48913c-b29f-11e7-9350-020968147796";
+        let systemd_uid = uid.replace('-', "_");
+        for path in [
+            format!("/kubepods/burstable/pod{uid}/{ID}"),
+            format!(
+                "/docker/{}/kubepods/besteffort/pod{uid}/{ID}",
+                ID.replace('9', "1")
+            ),
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"
+            ),
+            format!("/kubepods-besteffort-pod{systemd_uid}.slice:cri-containerd:{ID}"),
+            format!("/../../pod{uid}/{ID}"),
+        ] {
+            assert_eq!(
+                pod_and_container_in_path(&path),
+                (Some(uid.to_owned()), Some(ID.to_owned())),
+                "{path}"
+            );
+        }
+        // The agent's own pod (cgroup namespace) and CRI-O without pod UIDs.
+        assert_eq!(
+            pod_and_container_in_path(&format!("/../crio-{ID}.scope")),
+            (None, Some(ID.to_owned()))
+        );
+        assert_eq!(pod_and_container_in_path("/kubepods/pod1234"), (None, None));
+        // A pod UID after the container ID is not the container's pod.
+        assert_eq!(
+            pod_and_container_in_path(&format!("/{ID}/pod{uid}")),
+            (None, Some(ID.to_owned()))
+        );
+    }
+
+    #[test]
+    fn pod_fold_prefers_entries_with_a_pod_and_refuses_conflicts() {
+        let uid = "2c48913c-b29f-11e7-9350-020968147796";
+        let host = ID.replace('9', "1");
+        let mut fold = PodContainerFold::default();
+        let kind = format!("/docker/{host}/kubepods/besteffort/pod{uid}/{ID}");
+        assert!(
+            fold.add(&format!("/docker/{host}/system.slice/containerd.service"))
+                .is_ok()
+        );
+        assert!(fold.add(&kind).is_ok());
+        assert!(
+            fold.add(&format!("/docker/{host}/system.slice/containerd.service"))
+                .is_ok()
+        );
+        assert_eq!(fold.pod_uid.as_deref(), Some(uid));
+        assert_eq!(fold.container_id.as_deref(), Some(ID));
+        let other_pod = format!("/kubepods/pod{}/{ID}", uid.replace('2', "3"));
+        assert!(matches!(
+            fold.add(&other_pod),
+            Err(CgroupError::PodConflict(..))
+        ));
+        let other_container = format!("/kubepods/pod{uid}/{host}");
+        assert!(matches!(
+            fold.add(&other_container),
+            Err(CgroupError::Conflict(..))
+        ));
     }
 
     #[test]

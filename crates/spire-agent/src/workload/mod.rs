@@ -3,13 +3,14 @@
 //! - [`peer`]: the caller's pid/uid/gid from `SO_PEERCRED` and SPIRE's PID-reuse
 //!   protection ([`PeerWatcher`]).
 //! - [`WorkloadAttestor`]: one trait per SPIRE WorkloadAttestor plugin; [`unix`] is the
-//!   first built-in; [`docker`] and [`systemd`] plug in the same way ([`cgroup`] holds
+//!   first built-in; [`docker`], [`k8s`] and [`systemd`] plug in the same way ([`cgroup`] holds
 //!   their shared `/proc/<pid>/cgroup` and mountinfo parsing).
 //! - [`WorkloadAttestors`]: runs every configured attestor in parallel and merges their
 //!   selectors, as SPIRE's `pkg/agent/attestor/workload` does.
 
 pub mod cgroup;
 pub mod docker;
+pub mod k8s;
 pub mod peer;
 pub mod systemd;
 pub mod unix;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use docker::{DockerAttestor, DockerAttestorConfig};
+pub use k8s::{K8sAttestor, K8sAttestorConfig};
 pub use peer::{CallerInfo, PeerError, PeerWatcher};
 pub use spire_common::selector::Selector;
 pub use systemd::SystemdAttestor;

@@ -4,7 +4,7 @@ use spire_proto::spire::api::server::logger::v1::logger_client::LoggerClient;
 use spire_proto::spire::api::server::logger::v1::{
     GetLoggerRequest, ResetLogLevelRequest, SetLogLevelRequest,
 };
-use spire_proto::spire::api::types::{LogLevel, Logger};
+use spire_proto::spire::api::types::Logger;
 
 use super::{CliError, OutputArgs, OutputFormat, SocketArgs, print_json};
 
@@ -54,9 +54,10 @@ impl LoggerCommand {
                 if args.level.is_empty() {
                     return Err(CliError("a value (-level) must be set".into()));
                 }
-                let level = parse_level(&args.level).ok_or_else(|| {
-                    CliError(format!("the value {} is not a valid setting", args.level))
-                })?;
+                let level =
+                    spire_common::api_log_level::parse_level(&args.level).ok_or_else(|| {
+                        CliError(format!("the value {} is not a valid setting", args.level))
+                    })?;
                 let logger = LoggerClient::new(args.common.socket.channel()?)
                     .set_log_level(SetLogLevelRequest {
                         new_level: level as i32,
@@ -83,34 +84,13 @@ impl LoggerCommand {
     }
 }
 
-/// A `-level` value as logrus's `ParseLevel` reads it, case-insensitively.
-fn parse_level(value: &str) -> Option<LogLevel> {
-    Some(match value.to_ascii_lowercase().as_str() {
-        "panic" => LogLevel::Panic,
-        "fatal" => LogLevel::Fatal,
-        "error" => LogLevel::Error,
-        "warn" | "warning" => LogLevel::Warn,
-        "info" => LogLevel::Info,
-        "debug" => LogLevel::Debug,
-        "trace" => LogLevel::Trace,
-        _ => return None,
-    })
-}
-
 /// The name logrus prints for a level (`warning` for WARN).
 fn level_name(value: i32) -> Result<&'static str, CliError> {
-    match LogLevel::try_from(value) {
-        Ok(LogLevel::Panic) => Ok("panic"),
-        Ok(LogLevel::Fatal) => Ok("fatal"),
-        Ok(LogLevel::Error) => Ok("error"),
-        Ok(LogLevel::Warn) => Ok("warning"),
-        Ok(LogLevel::Info) => Ok("info"),
-        Ok(LogLevel::Debug) => Ok("debug"),
-        Ok(LogLevel::Trace) => Ok("trace"),
-        _ => Err(CliError(
+    spire_common::api_log_level::level_name(value).ok_or_else(|| {
+        CliError(
             "internal error: returned log level is undefined; please report this as a bug".into(),
-        )),
-    }
+        )
+    })
 }
 
 fn print_logger(logger: &Logger, format: OutputFormat) -> Result<(), CliError> {
