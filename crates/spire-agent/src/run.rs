@@ -566,13 +566,17 @@ pub async fn run_with_log(
         () = &mut shutdown => {}
         // Only the sync loop or the rotator cancels it, after a refusal.
         () = stop.cancelled() => {}
+        // The API task also ends when a refusal cancels `stop`; that case falls through
+        // to the refusal handling below (select! polls ready branches in random order).
         result = &mut api => {
-            stop.cancel();
-            return match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(AgentError::Plugin(format!("Workload API task failed: {e}"))),
-            };
+            if !stop.is_cancelled() {
+                stop.cancel();
+                return match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(AgentError::Plugin(format!("Workload API task failed: {e}"))),
+                };
+            }
         }
     }
     stop.cancel();

@@ -175,7 +175,7 @@ impl Synchronizer {
             .set_bundle(bundle)
             .map_err(|e| SyncError::Bundle(e.to_string()))?;
         self.process_tainted(tainted);
-        self.sync_crls().await;
+        self.sync_crls().await?;
         let entries = self.client.authorized_entries().await?;
         self.cache.update_entries(
             entries
@@ -229,9 +229,10 @@ impl Synchronizer {
 
     /// Fetches the server's CRLs into the cache (so revoked SVIDs are re-signed by
     /// [`sign_due_svids`](Self::sign_due_svids) right after). A failure keeps the CRLs
-    /// already cached and does not fail the sync: entries and SVIDs still flow. A
-    /// server without per-SVID revocation (SPIRE) has no CRLs.
-    async fn sync_crls(&self) {
+    /// already cached and does not fail the sync (entries and SVIDs still flow), except
+    /// a refusal of the agent itself. A server without per-SVID revocation (SPIRE) has
+    /// no CRLs.
+    async fn sync_crls(&self) -> Result<(), SyncError> {
         match self.client.x509_crls().await {
             Ok(crls) => {
                 if let Err(e) = self.cache.set_crls(crls) {
@@ -244,8 +245,11 @@ impl Synchronizer {
             {
                 tracing::debug!("The server does not publish CRLs");
             }
+            // A refusal (banned, must re-attest) ends the sync like any other call's.
+            Err(e) if e.is_agent_banned() || e.must_reattest() => return Err(e.into()),
             Err(e) => tracing::warn!(error = %e, "Failed to fetch CRLs"),
         }
+        Ok(())
     }
 
     /// Signs the SVIDs that are missing, stale or due for rotation.
