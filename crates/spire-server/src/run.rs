@@ -122,7 +122,7 @@ pub fn validate(config: &ServerConfig) -> Result<(), ServerError> {
     config.sql_datastore()?.ok_or_else(|| {
         ServerError::Plugin("a DataStore \"sql\" plugin must be configured".into())
     })?;
-    load_plugins(config).map(|_| ())
+    load_plugins(config, None).map(|_| ())
 }
 
 /// The plugins the quickstart needs, resolved from the configuration by SPIRE name.
@@ -139,7 +139,12 @@ fn unknown_plugin(kind: &str, name: &str, known: &[&str]) -> ServerError {
     ))
 }
 
-fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
+/// `store` is what plugins that read the server's own state at run time use (x509pop's
+/// `spiffe` mode); `validate` has none.
+fn load_plugins(
+    config: &ServerConfig,
+    store: Option<&Arc<SqlStore>>,
+) -> Result<Plugins, ServerError> {
     let mut key_manager: Option<Arc<dyn KeyManager>> = None;
     let mut upstream: Option<Arc<dyn UpstreamAuthority>> = None;
     let mut node_attestors = crate::attestation::NodeAttestors::new();
@@ -181,8 +186,11 @@ fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
             ("NodeAttestor", "x509pop") => {
                 use crate::attestation::x509pop::{X509PopAttestor, X509PopConfig};
                 let cfg = X509PopConfig::from_plugin(plugin).map_err(ServerError::Plugin)?;
-                let attestor = X509PopAttestor::new(config.trust_domain.clone(), &cfg)
+                let mut attestor = X509PopAttestor::new(config.trust_domain.clone(), &cfg)
                     .map_err(ServerError::Plugin)?;
+                if let Some(store) = store {
+                    attestor = attestor.with_server_bundle(store.clone());
+                }
                 node_attestors.insert(Arc::new(attestor));
             }
             ("NodeAttestor", "aws_iid") => {
@@ -297,7 +305,7 @@ pub async fn run_with_logger(
         })
         .await?,
     );
-    let plugins = load_plugins(&config)?;
+    let plugins = load_plugins(&config, Some(&store))?;
     let node_attestors = plugins.node_attestors.clone();
     let ca = Arc::new(ServerCa::new(
         ca_config(&config),
