@@ -93,3 +93,89 @@ fn agent_attests_with_x509pop_and_serves_workloads() {
     assert!(text.contains("subject:cn:node-1"), "{text}");
     assert!(agent.log().contains(&agent_id) || text.contains(&agent_id));
 }
+
+/// `mode = "spiffe"`: the node proves possession of an X509-SVID this server minted under
+/// `/spire-exchange/` (no CA bundle configured; the server's own bundle is the trust
+/// root) and is attested as `spire/agent/x509pop/<path after the prefix>`.
+#[test]
+fn agent_exchanges_a_spire_exchange_svid_in_spiffe_mode() {
+    let qs = Quickstart::start_with_plugins(
+        "",
+        "NodeAttestor \"x509pop\" {\n plugin_data {\n mode = \"spiffe\"\n }\n }",
+    );
+    let minted = tempfile::tempdir().expect("mint dir");
+    let dir = minted.path().display().to_string();
+    let out = qs.server_cli(&[
+        "x509",
+        "mint",
+        "-spiffeID",
+        "spiffe://example.org/spire-exchange/node-1",
+        "-write",
+        &dir,
+    ]);
+    assert!(out.status.success(), "x509 mint: {}", stderr(&out));
+    let (config, _socket) = qs.agent_config_with(
+        "agent",
+        &format!(
+            "NodeAttestor \"x509pop\" {{\n plugin_data {{\n private_key_path = \"{dir}/key.pem\"\n certificate_path = \"{dir}/svid.pem\"\n }}\n }}",
+        ),
+    );
+    let mut agent = qs.start_agent(&config, None, "agent.log");
+    let agent_id = "spiffe://example.org/spire/agent/x509pop/node-1";
+    qs.wait_until("the agent attested", Duration::from_secs(30), || {
+        let shown = qs.server_cli(&["agent", "show", "-spiffeID", agent_id]);
+        shown.status.success() || agent.try_exit().is_some()
+    });
+    let shown = qs.server_cli(&["agent", "show", "-spiffeID", agent_id]);
+    assert!(
+        shown.status.success(),
+        "agent show: {}\n--- agent log ---\n{}",
+        stderr(&shown),
+        tail(&agent.log(), 30)
+    );
+    let text = stdout(&shown);
+    assert!(text.contains("Attestation type  : x509pop"), "{text}");
+}
+
+/// In `spiffe` mode an SVID outside the prefix is refused, and the agent does not start.
+#[test]
+fn spiffe_mode_refuses_an_svid_outside_the_prefix() {
+    let qs = Quickstart::start_with_plugins(
+        "",
+        "NodeAttestor \"x509pop\" {\n plugin_data {\n mode = \"spiffe\"\n }\n }",
+    );
+    let minted = tempfile::tempdir().expect("mint dir");
+    let dir = minted.path().display().to_string();
+    let out = qs.server_cli(&[
+        "x509",
+        "mint",
+        "-spiffeID",
+        "spiffe://example.org/elsewhere/node-1",
+        "-write",
+        &dir,
+    ]);
+    assert!(out.status.success(), "x509 mint: {}", stderr(&out));
+    let (config, _socket) = qs.agent_config_with(
+        "agent",
+        &format!(
+            "NodeAttestor \"x509pop\" {{\n plugin_data {{\n private_key_path = \"{dir}/key.pem\"\n certificate_path = \"{dir}/svid.pem\"\n }}\n }}",
+        ),
+    );
+    let mut agent = qs.start_agent(&config, None, "agent.log");
+    qs.wait_until("the refusal", Duration::from_secs(60), || {
+        agent.try_exit().is_some() || agent.log().contains("doesnt match SVID prefix")
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("x509 cert doesnt match SVID prefix"),
+        "{}",
+        tail(&log, 30)
+    );
+    let listed = qs.server_cli(&["agent", "count"]);
+    assert_eq!(
+        stdout(&listed).trim(),
+        "0 attested agents",
+        "{}",
+        stdout(&listed)
+    );
+}

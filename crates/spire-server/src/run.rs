@@ -55,6 +55,27 @@ use crate::upstream::{DiskUpstreamAuthority, DiskUpstreamConfig};
 /// How often the CA rotator and the server SVID rotator run (server.md §4.2, §4.7).
 pub const ROTATION_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The gRPC services served on the TCP listener. Logger, Debug and Health are on the
+/// admin socket only (server.md §3.1); calls to them over TCP answer `Unimplemented`.
+fn tcp_services() -> [&'static str; 8] {
+    use spire_proto::spire::api::server as srv;
+    [
+        srv::agent::v1::agent_server::SERVICE_NAME,
+        srv::bundle::v1::bundle_server::SERVICE_NAME,
+        srv::entry::v1::entry_server::SERVICE_NAME,
+        srv::svid::v1::svid_server::SERVICE_NAME,
+        srv::trustdomain::v1::trust_domain_server::SERVICE_NAME,
+        srv::localauthority::v1::local_authority_server::SERVICE_NAME,
+        spire_proto::spirers::server::notify::v1::notify_server::SERVICE_NAME,
+        spire_proto::spirers::server::revocation::v1::revocation_server::SERVICE_NAME,
+    ]
+}
+
+/// How long an agent connection on the TCP listener may live before the server sends
+/// GOAWAY (SPIRE's `defaultMaxConnectionAge`), so agents re-resolve and spread over
+/// servers when DNS membership changes. Streams in flight finish on the old connection.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3 * 60);
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -101,7 +122,7 @@ pub fn validate(config: &ServerConfig) -> Result<(), ServerError> {
     config.sql_datastore()?.ok_or_else(|| {
         ServerError::Plugin("a DataStore \"sql\" plugin must be configured".into())
     })?;
-    load_plugins(config).map(|_| ())
+    load_plugins(config, None).map(|_| ())
 }
 
 /// The plugins the quickstart needs, resolved from the configuration by SPIRE name.
@@ -118,7 +139,12 @@ fn unknown_plugin(kind: &str, name: &str, known: &[&str]) -> ServerError {
     ))
 }
 
-fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
+/// `store` is what plugins that read the server's own state at run time use (x509pop's
+/// `spiffe` mode); `validate` has none.
+fn load_plugins(
+    config: &ServerConfig,
+    store: Option<&Arc<SqlStore>>,
+) -> Result<Plugins, ServerError> {
     let mut key_manager: Option<Arc<dyn KeyManager>> = None;
     let mut upstream: Option<Arc<dyn UpstreamAuthority>> = None;
     let mut node_attestors = crate::attestation::NodeAttestors::new();
@@ -160,8 +186,11 @@ fn load_plugins(config: &ServerConfig) -> Result<Plugins, ServerError> {
             ("NodeAttestor", "x509pop") => {
                 use crate::attestation::x509pop::{X509PopAttestor, X509PopConfig};
                 let cfg = X509PopConfig::from_plugin(plugin).map_err(ServerError::Plugin)?;
-                let attestor = X509PopAttestor::new(config.trust_domain.clone(), &cfg)
+                let mut attestor = X509PopAttestor::new(config.trust_domain.clone(), &cfg)
                     .map_err(ServerError::Plugin)?;
+                if let Some(store) = store {
+                    attestor = attestor.with_server_bundle(store.clone());
+                }
                 node_attestors.insert(Arc::new(attestor));
             }
             ("NodeAttestor", "aws_iid") => {
@@ -276,7 +305,7 @@ pub async fn run_with_logger(
         })
         .await?,
     );
-    let plugins = load_plugins(&config)?;
+    let plugins = load_plugins(&config, Some(&store))?;
     let node_attestors = plugins.node_attestors.clone();
     let ca = Arc::new(ServerCa::new(
         ca_config(&config),
@@ -398,7 +427,8 @@ pub async fn run_with_logger(
         .map_err(|e| ServerError::Listen(format!("TLS configuration: {e}")))?;
     let tcp_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(AuthzLayer::new(facts.clone()))
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .layer(AuthzLayer::new(facts.clone()).serving(&tcp_services()))
         .add_service(AgentServer::new(AgentService::with_node_attestors(
             ctx.clone(),
             node_attestors.clone(),
@@ -431,10 +461,6 @@ pub async fn run_with_logger(
             config.socket_path.display()
         ))
     })?;
-    let (health, health_service) = spire_proto::health::health_reporter();
-    health
-        .set_service_status("", spire_proto::health::ServingStatus::Serving)
-        .await;
     let uds_server = Server::builder()
         .layer(AuthzLayer::new(facts))
         .add_service(AgentServer::new(AgentService::with_node_attestors(
@@ -452,7 +478,9 @@ pub async fn run_with_logger(
             ctx.clone(),
             ca_changed.clone(),
         )))
-        .add_service(health_service)
+        .add_service(spire_proto::health::health_server::HealthServer::new(
+            crate::api::health::HealthService::new(ctx.clone()),
+        ))
         .add_service(RevocationServer::new(RevocationService::new(
             ctx.clone(),
             crls.clone(),

@@ -29,12 +29,26 @@ pub trait CallerFactSource: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct AuthzLayer {
     facts: Arc<dyn CallerFactSource>,
+    served: Option<Arc<[&'static str]>>,
 }
 
 impl AuthzLayer {
     /// A layer that looks caller facts up in `facts`.
     pub fn new(facts: Arc<dyn CallerFactSource>) -> Self {
-        AuthzLayer { facts }
+        AuthzLayer {
+            facts,
+            served: None,
+        }
+    }
+
+    /// Limits the layer to the gRPC services (full names, e.g.
+    /// `spire.api.server.agent.v1.Agent`) its listener serves: calls to any other service
+    /// answer `Unimplemented` ("unknown service ...") before authorization, as gRPC does for
+    /// a service not registered on a server (SPIRE's TCP listener has no Logger, Debug or
+    /// Health), instead of a `PermissionDenied` that suggests the call exists there.
+    pub fn serving(mut self, services: &[&'static str]) -> Self {
+        self.served = Some(services.into());
+        self
     }
 }
 
@@ -45,6 +59,7 @@ impl<S> Layer<S> for AuthzLayer {
         AuthzService {
             inner,
             facts: self.facts.clone(),
+            served: self.served.clone(),
         }
     }
 }
@@ -54,6 +69,7 @@ impl<S> Layer<S> for AuthzLayer {
 pub struct AuthzService<S> {
     inner: S,
     facts: Arc<dyn CallerFactSource>,
+    served: Option<Arc<[&'static str]>>,
 }
 
 impl<S> Service<http::Request<Body>> for AuthzService<S>
@@ -74,8 +90,22 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let facts = self.facts.clone();
+        let served = self.served.clone();
         Box::pin(async move {
             let method = request.uri().path().to_owned();
+            let service = method
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            if let Some(served) = served
+                && !served.contains(&service)
+            {
+                tracing::debug!(method, "call to a service not served on this listener");
+                return Ok(
+                    tonic::Status::unimplemented(format!("unknown service {service}")).into_http(),
+                );
+            }
             let caller = caller_of(request.extensions(), SystemTime::now());
             match decide(&*facts, &method, &caller).await {
                 Ok(authorized) => {

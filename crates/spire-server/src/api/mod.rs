@@ -10,6 +10,7 @@ pub mod downstream;
 pub mod entry;
 pub mod entry_mask;
 pub mod facts;
+pub mod health;
 pub mod localauthority;
 pub mod logger;
 pub mod notify;

@@ -4,11 +4,18 @@
 //! nonce challenge. Agent ID `spiffe://<td>/spire/agent/x509pop/<sha1 fingerprint>` by
 //! default; re-attestable.
 //!
-//! Supported: `mode = "external_pki"` (the default), `ca_bundle_path`/`ca_bundle_paths`,
-//! `agent_path_template`, `max_intermediates`. `mode = "spiffe"` is refused at startup.
+//! Supported: `mode = "external_pki"` (the default: `ca_bundle_path`/`ca_bundle_paths`),
+//! `mode = "spiffe"` (the chain is verified against the server's own trust bundle, read
+//! from the datastore at each attestation; the leaf's first `spiffe://` URI must have a
+//! path under `spiffe_prefix`, default `/spire-exchange/`, and the rest of it is
+//! `.SVIDPathTrimmed`), `agent_path_template`, `max_intermediates`.
+//!
+//! The prefix key is `spiffe_prefix`, the name SPIRE's source binds (its documentation
+//! says `svid_prefix`, which SPIRE ignores, as unknown keys are ignored here too).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
@@ -21,12 +28,17 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::template::{PathTemplate, Value};
 use super::{AttestResult, Challenger, NodeAttestor, agent_id_from_path, load_pem_certificates};
+use crate::datastore::SqlStore;
 use spire_common::hcl::PluginConfig;
 
 /// The plugin (and attestation data type) name.
 pub const PLUGIN_NAME: &str = "x509pop";
 /// SPIRE's default agent path template in `external_pki` mode.
 pub const DEFAULT_AGENT_PATH_TEMPLATE: &str = "{{ .PluginName }}/{{ .Fingerprint }}";
+/// SPIRE's default agent path template in `spiffe` mode.
+pub const DEFAULT_SPIFFE_AGENT_PATH_TEMPLATE: &str = "{{ .PluginName }}/{{ .SVIDPathTrimmed }}";
+/// SPIRE's default `spiffe_prefix`.
+const DEFAULT_SPIFFE_PREFIX: &str = "/spire-exchange/";
 /// SPIRE's default `max_intermediates`.
 const DEFAULT_MAX_INTERMEDIATES: usize = 4;
 
@@ -42,6 +54,8 @@ struct RawConfig {
     agent_path_template: Option<String>,
     #[serde(default)]
     max_intermediates: Option<i64>,
+    #[serde(default)]
+    spiffe_prefix: Option<String>,
 }
 
 /// The parsed `plugin_data` of `NodeAttestor "x509pop"`.
@@ -53,26 +67,43 @@ pub struct X509PopConfig {
     pub agent_path_template: PathTemplate,
     /// `max_intermediates` (default 4).
     pub max_intermediates: usize,
+    /// In `spiffe` mode, the path prefix the exchanged SVID must have (ending in `/`);
+    /// `None` in `external_pki` mode.
+    pub spiffe_prefix: Option<String>,
 }
 
 impl X509PopConfig {
     /// Reads and checks the plugin data.
     pub fn from_plugin(plugin: &PluginConfig) -> Result<Self, String> {
         let raw: RawConfig = plugin.decode_data().map_err(|e| e.to_string())?;
-        match raw.mode.as_deref() {
-            None | Some("" | "external_pki") => {}
-            Some("spiffe") => {
-                return Err("x509pop: mode \"spiffe\" is not supported by spire-rs yet".into());
-            }
+        let spiffe = match raw.mode.as_deref() {
+            None | Some("" | "external_pki") => false,
+            Some("spiffe") => true,
             Some(other) => {
                 return Err(format!(
                     "x509pop: mode can only be either spiffe or external_pki, got {other:?}"
                 ));
             }
-        }
+        };
         let single = raw.ca_bundle_path.filter(|p| !p.is_empty());
         let many = raw.ca_bundle_paths.unwrap_or_default();
+        let spiffe_prefix = if spiffe {
+            if single.is_some() || !many.is_empty() {
+                return Err(
+                    "x509pop: you can not use ca_bundle_path or ca_bundle_paths in spiffe mode"
+                        .into(),
+                );
+            }
+            Some(match raw.spiffe_prefix {
+                None => DEFAULT_SPIFFE_PREFIX.to_owned(),
+                Some(p) if p.ends_with('/') => p,
+                Some(p) => format!("{p}/"),
+            })
+        } else {
+            None
+        };
         let ca_bundle_paths: Vec<PathBuf> = match (single, many.is_empty()) {
+            _ if spiffe => Vec::new(),
             (Some(_), false) => {
                 return Err(
                     "x509pop: only one of ca_bundle_path or ca_bundle_paths can be configured, not both"
@@ -90,7 +121,14 @@ impl X509PopConfig {
         let template = raw
             .agent_path_template
             .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| DEFAULT_AGENT_PATH_TEMPLATE.to_owned());
+            .unwrap_or_else(|| {
+                if spiffe {
+                    DEFAULT_SPIFFE_AGENT_PATH_TEMPLATE
+                } else {
+                    DEFAULT_AGENT_PATH_TEMPLATE
+                }
+                .to_owned()
+            });
         let agent_path_template = PathTemplate::parse(&template)
             .map_err(|e| format!("x509pop: failed to parse agent svid template: {e}"))?;
         let max_intermediates = match raw.max_intermediates {
@@ -102,17 +140,30 @@ impl X509PopConfig {
             ca_bundle_paths,
             agent_path_template,
             max_intermediates,
+            spiffe_prefix,
         })
     }
 }
 
-/// The x509pop attestor: trusted roots loaded at configuration.
-#[derive(Debug)]
+/// The x509pop attestor: trusted roots loaded at configuration (`external_pki`) or read
+/// from the server's bundle at each attestation (`spiffe`).
 pub struct X509PopAttestor {
     trust_domain: TrustDomain,
     roots: Vec<CertificateDer<'static>>,
     template: PathTemplate,
     max_intermediates: usize,
+    spiffe_prefix: Option<String>,
+    server_bundle: Option<Arc<SqlStore>>,
+}
+
+impl std::fmt::Debug for X509PopAttestor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("X509PopAttestor")
+            .field("trust_domain", &self.trust_domain)
+            .field("roots", &self.roots.len())
+            .field("spiffe_prefix", &self.spiffe_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Accepts any EKU, as SPIRE verifies with `ExtKeyUsageAny`.
@@ -151,17 +202,56 @@ impl X509PopAttestor {
             roots,
             template: config.agent_path_template.clone(),
             max_intermediates: config.max_intermediates,
+            spiffe_prefix: config.spiffe_prefix.clone(),
+            server_bundle: None,
         })
     }
 
-    /// Verifies the chain; returns the DER of every non-leaf certificate of the
-    /// verified path (intermediates, then the root).
-    fn verify_chain(&self, chain: &[CertificateDer<'_>]) -> Result<Vec<Vec<u8>>, Status> {
+    /// Where `spiffe` mode reads the server's trust bundle from (SPIRE's IdentityProvider
+    /// host service). Without it, a `spiffe` mode attestation fails.
+    pub fn with_server_bundle(mut self, store: Arc<SqlStore>) -> Self {
+        self.server_bundle = Some(store);
+        self
+    }
+
+    /// The roots to verify against: the configured CA bundle, or in `spiffe` mode the
+    /// X.509 authorities of the server's current trust bundle.
+    async fn current_roots(&self) -> Result<Vec<CertificateDer<'static>>, Status> {
+        if self.spiffe_prefix.is_none() {
+            return Ok(self.roots.clone());
+        }
+        let store = self.server_bundle.as_ref().ok_or_else(|| {
+            Status::failed_precondition("x509pop: the server trust bundle is not available")
+        })?;
+        let bundle = store
+            .fetch_bundle(self.trust_domain.name())
+            .await
+            .map_err(|e| Status::internal(format!("x509pop: failed to get trust bundle: {e}")))?;
+        let roots: Vec<CertificateDer<'static>> = bundle
+            .map(|b| {
+                b.x509_authorities
+                    .into_iter()
+                    .map(|a| CertificateDer::from(a.asn1))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if roots.is_empty() {
+            tracing::warn!("No trust bundle retrieved from SPIRE");
+        }
+        Ok(roots)
+    }
+
+    /// Verifies the chain against `roots`; returns the DER of every non-leaf certificate
+    /// of the verified path (intermediates, then the root).
+    fn verify_chain(
+        &self,
+        roots: &[CertificateDer<'static>],
+        chain: &[CertificateDer<'_>],
+    ) -> Result<Vec<Vec<u8>>, Status> {
         let (leaf, intermediates) = chain
             .split_first()
             .ok_or_else(|| invalid("no certificate to attest"))?;
-        let anchors: Vec<TrustAnchor<'_>> = self
-            .roots
+        let anchors: Vec<TrustAnchor<'_>> = roots
             .iter()
             .filter_map(|r| webpki::anchor_from_trusted_cert(r).ok())
             .collect();
@@ -186,7 +276,7 @@ impl X509PopAttestor {
             .map(|c| c.der().as_ref().to_vec())
             .collect();
         let anchor = path.anchor();
-        if let Some(root) = self.roots.iter().zip(&anchors).find_map(|(der, a)| {
+        if let Some(root) = roots.iter().zip(&anchors).find_map(|(der, a)| {
             (a.subject == anchor.subject
                 && a.subject_public_key_info == anchor.subject_public_key_info)
                 .then_some(der)
@@ -202,6 +292,7 @@ impl X509PopAttestor {
         leaf_der: &[u8],
         leaf: &X509Certificate<'_>,
         issuers: &[Vec<u8>],
+        svid_path_trimmed: String,
     ) -> Result<AttestResult, Status> {
         let fingerprint = pop::fingerprint(leaf_der);
         let serial_hex = pop::hex(leaf.tbs_certificate.serial.to_bytes_be().as_slice());
@@ -228,7 +319,7 @@ impl X509PopAttestor {
         );
         data.insert("Fingerprint".into(), Value::Str(fingerprint));
         data.insert("SerialNumberHex".into(), Value::Str(serial_hex.to_owned()));
-        data.insert("SVIDPathTrimmed".into(), Value::Str(String::new()));
+        data.insert("SVIDPathTrimmed".into(), Value::Str(svid_path_trimmed));
         let mut subject = BTreeMap::new();
         subject.insert("CommonName".into(), Value::Str(cn.clone()));
         data.insert("Subject".into(), Value::Map(subject));
@@ -348,7 +439,8 @@ impl NodeAttestor for X509PopAttestor {
             .collect();
         let (_, leaf) = X509Certificate::from_der(&data.certificates[0])
             .map_err(|e| invalid(format!("unable to parse leaf certificate: {e}")))?;
-        let issuers = self.verify_chain(&chain)?;
+        let roots = self.current_roots().await?;
+        let issuers = self.verify_chain(&roots, &chain)?;
 
         // The leaf is trusted: challenge the node to prove possession of its key.
         let digital_signature = leaf
@@ -372,8 +464,33 @@ impl NodeAttestor for X509PopAttestor {
         pop::verify_response(&key, &challenge, &response)
             .map_err(|e| denied(format!("challenge response verification failed: {e}")))?;
 
-        self.identify(&data.certificates[0], &leaf, &issuers)
+        let svid_path_trimmed = match &self.spiffe_prefix {
+            None => String::new(),
+            Some(prefix) => svid_path_under(&leaf, prefix)?,
+        };
+        self.identify(&data.certificates[0], &leaf, &issuers, svid_path_trimmed)
     }
+}
+
+/// In `spiffe` mode: the path of the leaf's first `spiffe://` URI SAN with `prefix`
+/// removed, or PermissionDenied when there is none or it lies outside `prefix`.
+fn svid_path_under(leaf: &X509Certificate<'_>, prefix: &str) -> Result<String, Status> {
+    let uri = leaf
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
+                _ => None,
+            })
+        })
+        .ok_or_else(|| denied("valid SVID x509 cert not found"))?;
+    let rest = &uri["spiffe://".len()..];
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    path.strip_prefix(prefix)
+        .map(str::to_owned)
+        .ok_or_else(|| denied("x509 cert doesnt match SVID prefix"))
 }
 
 #[cfg(test)]
@@ -449,6 +566,7 @@ mod tests {
             ca_bundle_paths: vec![path],
             agent_path_template: PathTemplate::parse(template).expect("template"),
             max_intermediates: 4,
+            spiffe_prefix: None,
         };
         X509PopAttestor::new(TrustDomain::new("example.org").expect("td"), &config)
             .expect("attestor")
@@ -620,7 +738,19 @@ mod tests {
                 .expect_err("both")
                 .contains("not both")
         );
-        assert!(config("ca_bundle_path = \"/a\"\nmode = \"spiffe\"").is_err());
+        assert!(
+            config("ca_bundle_path = \"/a\"\nmode = \"spiffe\"")
+                .expect_err("bundle in spiffe mode")
+                .contains("can not use ca_bundle_path")
+        );
+        let c = config("mode = \"spiffe\"").expect("spiffe");
+        assert_eq!(c.spiffe_prefix.as_deref(), Some("/spire-exchange/"));
+        assert_eq!(
+            c.agent_path_template.source(),
+            DEFAULT_SPIFFE_AGENT_PATH_TEMPLATE
+        );
+        let c = config("mode = \"spiffe\"\nspiffe_prefix = \"/nodes\"").expect("prefix");
+        assert_eq!(c.spiffe_prefix.as_deref(), Some("/nodes/"));
         assert!(config("ca_bundle_path = \"/a\"\nmode = \"other\"").is_err());
         assert!(config("ca_bundle_path = \"/a\"\nagent_path_template = \"{{ if .X }}\"").is_err());
     }
