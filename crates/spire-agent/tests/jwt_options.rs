@@ -6,13 +6,13 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Agent, Ca, TestResult, add_entry, cache_for, entry, uid_selector, with_header};
-use spiffe_core::jwt::sign;
-use spiffe_core::{
-    JwtAlgorithm, JwtBundle, JwtSigningKey, JwtSvidClaims, SpiffeBundle, SpiffeId, X509Bundle,
+use common::{
+    Agent, Ca, TestResult, add_entry, cache_for, entry, jwt_bundle, now, token, uid_selector,
+    with_header,
 };
+use spiffe_core::jwt::sign;
+use spiffe_core::{JwtAlgorithm, JwtSigningKey, JwtSvidClaims, SpiffeId};
 use spire_agent::endpoints::{self, WorkloadApiConfig, WorkloadApiHandler};
 use spire_agent::manager::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};
 use spire_agent::workload::{UnixAttestor, UnixAttestorConfig, WorkloadAttestors};
@@ -20,42 +20,6 @@ use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use spire_proto::workload::{JwtsvidRequest, ValidateJwtsvidRequest};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-/// A trust domain's bundle with one JWT authority, and its signing key.
-fn jwt_bundle(ca: &Ca, kid: &str) -> Result<(SpiffeBundle, JwtSigningKey), BoxError> {
-    let key = JwtSigningKey::generate(JwtAlgorithm::ES256)?;
-    let mut jwt = JwtBundle::new(ca.td.clone());
-    jwt.add_authority(kid, key.public_key().clone())?;
-    let x509 = X509Bundle::parse_der(ca.td.clone(), &ca.root_der())?;
-    let bundle = SpiffeBundle::from_parts(x509, jwt).ok_or("bundle parts disagree")?;
-    Ok((bundle, key))
-}
-
-/// A token for `sub` with `iss`, `email` and `groups` besides the registered claims.
-fn token(key: &JwtSigningKey, kid: &str, sub: &str) -> Result<String, BoxError> {
-    let mut claims = JwtSvidClaims::new(
-        SpiffeId::parse(sub)?,
-        vec!["api".to_owned()],
-        now() + 600,
-        now(),
-    );
-    claims
-        .extra
-        .insert("iss".to_owned(), "https://issuer.example".into());
-    claims
-        .extra
-        .insert("email".to_owned(), "svc@fed.example".into());
-    claims
-        .extra
-        .insert("groups".to_owned(), serde_json::json!(["a", "b"]));
-    Ok(sign(key, kid, &claims)?)
-}
 
 /// The claim names `ValidateJWTSVID` returns for `token`.
 async fn validated_claim_names(agent: &Agent, token: &str) -> Result<Vec<String>, BoxError> {
