@@ -673,6 +673,13 @@ async fn identities_are_ordered_by_entry_id_and_duplicate_hints_filtered() -> Te
     let mut other = entry(&ca, "c", "/c", vec![uid_selector()])?;
     other.hint = "web".to_owned();
     let plain = entry(&ca, "0-plain", "/zero", vec![uid_selector()])?;
+    // Same hint and same creation time: the smaller entry ID wins (SPIRE's tie-break).
+    let mut tie_later = entry(&ca, "e-tie", "/e", vec![uid_selector()])?;
+    tie_later.hint = "cache".to_owned();
+    let mut tie_first = entry(&ca, "d-tie", "/d", vec![uid_selector()])?;
+    tie_first.hint = "cache".to_owned();
+    add_entry(&cache, tie_later, Some(ca.svid("/e")?))?;
+    add_entry(&cache, tie_first, Some(ca.svid("/d")?))?;
     add_entry(&cache, newer, Some(ca.svid("/a")?))?;
     add_entry(&cache, older, Some(ca.svid("/b")?))?;
     add_entry(&cache, other, Some(ca.svid("/c")?))?;
@@ -696,12 +703,13 @@ async fn identities_are_ordered_by_entry_id_and_duplicate_hints_filtered() -> Te
             ("spiffe://example.org/zero".to_owned(), String::new()),
             ("spiffe://example.org/b".to_owned(), "db".to_owned()),
             ("spiffe://example.org/c".to_owned(), "web".to_owned()),
+            ("spiffe://example.org/d".to_owned(), "cache".to_owned()),
         ]
     );
     // Every SVID carries the own bundle; no CRLs.
     assert!(response.svids.iter().all(|s| s.bundle == ca.root_der()));
     assert!(response.crl.is_empty());
-    assert_eq!(ids_and_leaves(&response)?.len(), 3);
+    assert_eq!(ids_and_leaves(&response)?.len(), 4);
 
     agent.shutdown().await
 }
