@@ -379,7 +379,9 @@ pub async fn run_with_log(
     }));
     storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
 
-    let cache = Arc::new(Cache::new(td.clone()));
+    let cache = Arc::new(
+        Cache::new(td.clone()).with_x509_svid_cache_max_size(config.x509_svid_cache_max_size),
+    );
     // One JWT-SVID cache for the Workload and admin APIs and the sync loop (which purges
     // tokens of tainted keys), bounded by `jwt_svid_cache_max_size` (agent.md §5.8).
     let jwt_cache = Arc::new(crate::manager::JwtSvidCache::new(

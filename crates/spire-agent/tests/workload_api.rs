@@ -1107,6 +1107,93 @@ async fn svids_of_a_tainted_ca_are_marked_for_re_signing() -> TestResult {
     Ok(())
 }
 
+/// Waits until `check` holds, failing after a generous deadline.
+async fn eventually(what: &str, check: impl Fn() -> bool) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn x509_svid_cache_max_size_keeps_subscribed_svids_and_evicts_the_least_recently_used()
+-> TestResult {
+    let ca = Ca::new("example.org")?;
+    let cache = Arc::new(
+        spire_agent::manager::Cache::new(ca.td.clone()).with_x509_svid_cache_max_size(2),
+    );
+    cache.set_bundle(ca.bundle()?)?;
+    let elsewhere = |n: u32| vec![selector(&format!("uid:{}", my_uid().wrapping_add(n)))];
+    let mut entries = vec![
+        entry(&ca, "a", "/a", elsewhere(1))?,
+        entry(&ca, "b", "/b", elsewhere(2))?,
+        entry(&ca, "c", "/c", elsewhere(3))?,
+        entry(&ca, "z-mine", "/mine", vec![uid_selector()])?,
+    ];
+    cache.update_entries(entries.clone());
+    let now = SystemTime::now();
+    let due = |cache: &spire_agent::manager::Cache| -> Vec<String> {
+        cache
+            .entries_needing_svids(now, DEFAULT_ROTATION_FRACTION)
+            .into_iter()
+            .map(|e| e.entry_id)
+            .collect()
+    };
+
+    // Prefetch fills the spare room only, in entry ID order.
+    assert_eq!(due(&cache), ["a", "b"]);
+    cache.set_svid("a", ca.svid("/a")?)?;
+    cache.set_svid("b", ca.svid("/b")?)?;
+    assert!(due(&cache).is_empty(), "the cache is full");
+
+    // A stream for this process subscribes: its entry is due at once, the sync loop is
+    // woken, and the stream's first response waits for the SVID.
+    let wanted = cache.svids_wanted();
+    let agent = Agent::start(Arc::clone(&cache)).await?;
+    let mut raw = agent.raw_client().await?;
+    let mut stream = raw
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await?
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), wanted.notified())
+        .await
+        .map_err(|_| "the sync loop was not asked for the subscriber's SVID")?;
+    assert_eq!(cache.subscriber_count(), 1);
+    assert_eq!(due(&cache), ["z-mine"]);
+    assert_quiet(&mut stream).await?;
+
+    // Its SVID is stored beyond the soft limit; the least recently used unsubscribed
+    // SVID (a) is evicted, the subscribed one never is.
+    cache.set_svid("z-mine", ca.svid("/mine")?)?;
+    let response = next_within(&mut stream, PUSH_DEADLINE).await??;
+    assert_eq!(response.svids[0].spiffe_id, "spiffe://example.org/mine");
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("a").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("b").is_some_and(|e| e.svid.is_some()));
+    assert!(due(&cache).is_empty(), "no prefetch while full");
+    cache.set_svid("b", ca.svid("/b")?)?;
+    cache.set_svid("a", ca.svid("/a")?)?;
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("b").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("z-mine").is_some_and(|e| e.svid.is_some()));
+
+    // The stream ends: the entry is no longer pinned and is evicted like any other.
+    drop(stream);
+    eventually("the subscriber to go", || cache.subscriber_count() == 0).await?;
+    entries.push(entry(&ca, "d", "/d", elsewhere(4))?);
+    cache.update_entries(entries);
+    cache.set_svid("d", ca.svid("/d")?)?;
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("z-mine").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("a").is_some_and(|e| e.svid.is_some()));
+
+    agent.shutdown().await
+}
+
 #[tokio::test]
 async fn cache_tracks_which_entries_need_svids() -> TestResult {
     let ca = Ca::new("example.org")?;

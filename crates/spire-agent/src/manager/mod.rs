@@ -10,8 +10,8 @@ pub mod sync;
 pub mod taint;
 
 pub use cache::{
-    Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, Identity, WorkloadBundles,
-    WorkloadUpdate,
+    Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, DEFAULT_X509_SVID_CACHE_MAX_SIZE,
+    Identity, Subscriber, WorkloadBundles, WorkloadUpdate,
 };
 pub use jwt_cache::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};
 pub use taint::TaintedAuthorities;

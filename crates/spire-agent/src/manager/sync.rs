@@ -304,10 +304,13 @@ impl Synchronizer {
         let mut svid_backoff = Backoff::new(SVID_CHECK_INTERVAL, MAX_SVID_CHECK_BACKOFF);
         let mut next_sync = tokio::time::Instant::now() + self.sync_interval;
         let mut next_svid_check = tokio::time::Instant::now() + SVID_CHECK_INTERVAL;
+        let svids_wanted = self.cache.svids_wanted();
         loop {
             let sync_now = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = self.wake.notified() => true,
+                // A new stream needs SVIDs the LRU cache does not hold: sign them now.
+                () = svids_wanted.notified() => false,
                 () = tokio::time::sleep_until(next_sync) => true,
                 () = tokio::time::sleep_until(next_svid_check) => false,
             };
