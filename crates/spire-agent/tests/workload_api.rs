@@ -1123,9 +1123,8 @@ async fn eventually(what: &str, check: impl Fn() -> bool) -> TestResult {
 async fn x509_svid_cache_max_size_keeps_subscribed_svids_and_evicts_the_least_recently_used()
 -> TestResult {
     let ca = Ca::new("example.org")?;
-    let cache = Arc::new(
-        spire_agent::manager::Cache::new(ca.td.clone()).with_x509_svid_cache_max_size(2),
-    );
+    let cache =
+        Arc::new(spire_agent::manager::Cache::new(ca.td.clone()).with_x509_svid_cache_max_size(2));
     cache.set_bundle(ca.bundle()?)?;
     let elsewhere = |n: u32| vec![selector(&format!("uid:{}", my_uid().wrapping_add(n)))];
     let mut entries = vec![
