@@ -1194,6 +1194,57 @@ async fn x509_svid_cache_max_size_keeps_subscribed_svids_and_evicts_the_least_re
 }
 
 #[tokio::test]
+async fn availability_target_makes_svids_due_before_half_life() -> TestResult {
+    let ca = Ca::new("example.org")?;
+    let hours = |h: i64| time::Duration::hours(h);
+    let now = OffsetDateTime::now_utc();
+    let t0 = SystemTime::now();
+    let due = |cache: &spire_agent::manager::Cache| -> Vec<String> {
+        cache
+            .entries_needing_svids(t0, DEFAULT_ROTATION_FRACTION)
+            .into_iter()
+            .map(|e| e.entry_id)
+            .collect()
+    };
+    // A 40h SVID with 23h59m left: before half life (20h left), within a 24h target.
+    let long = ca.svid_valid(
+        "/long",
+        now - hours(16) + time::Duration::minutes(1),
+        now + hours(24) - time::Duration::minutes(1),
+    )?;
+    // A 36h SVID with 23h left: only 12h beyond the target, so half life alone rules.
+    let short = ca.svid_valid("/short", now - hours(13), now + hours(23))?;
+    let entries = vec![
+        entry(&ca, "long", "/long", vec![uid_selector()])?,
+        entry(&ca, "short", "/short", vec![uid_selector()])?,
+    ];
+
+    let plain = cache_for(&ca)?;
+    plain.update_entries(entries.clone());
+    plain.set_svid("long", long.clone())?;
+    plain.set_svid("short", short.clone())?;
+    assert!(due(&plain).is_empty(), "both are before half life");
+
+    let targeted = Arc::new(
+        spire_agent::manager::Cache::new(ca.td.clone())
+            .with_availability_target(Some(Duration::from_secs(24 * 3600))),
+    );
+    targeted.set_bundle(ca.bundle()?)?;
+    targeted.update_entries(entries);
+    targeted.set_svid("long", long)?;
+    targeted.set_svid("short", short)?;
+    assert_eq!(due(&targeted), ["long"]);
+    // The jitter (0-10 min) only brings rotation forward.
+    let jittered: Vec<String> = targeted
+        .entries_needing_svids_jittered(t0, DEFAULT_ROTATION_FRACTION, Duration::from_secs(10 * 60))
+        .into_iter()
+        .map(|e| e.entry_id)
+        .collect();
+    assert_eq!(jittered, ["long"]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn cache_tracks_which_entries_need_svids() -> TestResult {
     let ca = Ca::new("example.org")?;
     let cache = cache_for(&ca)?;

@@ -31,6 +31,7 @@ use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain, X509Svid};
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
+use super::rotation;
 use crate::workload::Selector;
 
 /// SPIRE rotates an X.509-SVID once half of its lifetime has passed.
@@ -163,6 +164,8 @@ struct State {
     clock: u64,
     /// Soft limit of cached X.509-SVIDs (`x509_svid_cache_max_size`).
     max_svids: usize,
+    /// `availability_target` (see [`rotation`](super::rotation)).
+    availability_target: Option<Duration>,
 }
 
 impl State {
@@ -318,6 +321,7 @@ impl Cache {
                 next_subscriber: 0,
                 clock: 0,
                 max_svids: DEFAULT_X509_SVID_CACHE_MAX_SIZE,
+                availability_target: None,
             }),
             version: watch::Sender::new(0),
             svids_wanted: Arc::new(Notify::new()),
@@ -332,6 +336,13 @@ impl Cache {
         } else {
             max
         };
+        self
+    }
+
+    /// Sets `availability_target`: SVIDs are also due once their remaining lifetime
+    /// falls to it (see [`rotation`](super::rotation)).
+    pub fn with_availability_target(self, target: Option<Duration>) -> Self {
+        self.write().availability_target = target;
         self
     }
 
@@ -633,6 +644,17 @@ impl Cache {
         now: SystemTime,
         rotation_fraction: f64,
     ) -> Vec<CachedEntry> {
+        self.entries_needing_svids_jittered(now, rotation_fraction, Duration::ZERO)
+    }
+
+    /// [`entries_needing_svids`](Self::entries_needing_svids) with `target_jitter`
+    /// added to the `availability_target` (SPIRE draws 0–10 minutes at every check).
+    pub fn entries_needing_svids_jittered(
+        &self,
+        now: SystemTime,
+        rotation_fraction: f64,
+        target_jitter: Duration,
+    ) -> Vec<CachedEntry> {
         let fraction = if rotation_fraction.is_finite() {
             rotation_fraction.clamp(0.0, 1.0)
         } else {
@@ -647,6 +669,18 @@ impl Cache {
                 Some(svid) => {
                     r.stale
                         || needs_rotation(r.validity, now, fraction)
+                        || state
+                            .availability_target
+                            .zip(r.validity)
+                            .is_some_and(|(target, v)| {
+                                rotation::availability_due(
+                                    v.not_before,
+                                    v.not_after,
+                                    now,
+                                    target,
+                                    target_jitter,
+                                )
+                            })
                         || is_revoked(&state.revoked, Some(svid))
                 }
                 None if state.subscribed(&r.entry) => {
@@ -794,6 +828,15 @@ fn store_svid(state: &mut State, entry_id: &str, svid: X509Svid) -> Result<bool,
         return Ok(false);
     }
     record.validity = validity_of(&svid);
+    if let (Some(target), Some(v)) = (state.availability_target, record.validity)
+        && !rotation::target_applies(v.not_before, v.not_after, target)
+    {
+        tracing::warn!(
+            entry = %entry_id,
+            availability_target = ?target,
+            "X509-SVID lifetime is too short for the availability target; rotating at half life"
+        );
+    }
     let mut entry = (*record.entry).clone();
     entry.svid = Some(Arc::new(svid));
     record.entry = Arc::new(entry);

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod jwt_cache;
+pub mod rotation;
 pub mod sync;
 pub mod taint;
 

@@ -250,9 +250,11 @@ impl Synchronizer {
 
     /// Signs the SVIDs that are missing, stale or due for rotation.
     pub async fn sign_due_svids(&self) -> Result<(), SyncError> {
-        let due = self
-            .cache
-            .entries_needing_svids(SystemTime::now(), jittered_rotation_fraction());
+        let due = self.cache.entries_needing_svids_jittered(
+            SystemTime::now(),
+            jittered_rotation_fraction(),
+            super::rotation::target_jitter(random_unit()),
+        );
         if due.is_empty() {
             return Ok(());
         }
