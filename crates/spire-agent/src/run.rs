@@ -221,6 +221,34 @@ fn past_half_life(leaf: &CertificateDer<'_>, now: SystemTime) -> bool {
     now >= start + (end - start) / 2
 }
 
+/// Whether `availability_target` makes the agent SVID `leaf` due at `now` (agent.md
+/// §5.7; the same rule as for workload SVIDs).
+fn availability_due(leaf: &CertificateDer<'_>, now: SystemTime, target: Option<Duration>) -> bool {
+    let Some(target) = target else {
+        return false;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(leaf.as_ref()) else {
+        return false;
+    };
+    let at = |secs: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    crate::manager::rotation::availability_due(
+        at(cert.validity().not_before.timestamp()),
+        at(cert.validity().not_after.timestamp()),
+        now,
+        target,
+        crate::manager::rotation::target_jitter(rand_unit()),
+    )
+}
+
+/// A random number in `[0, 1]`.
+fn rand_unit() -> f64 {
+    let mut byte = [0u8; 1];
+    match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => f64::from(byte[0]) / 255.0,
+        Err(_) => 0.5,
+    }
+}
+
 /// The stored agent SVID, when its key is still in the KeyManager and it has not
 /// expired (agent.md §5.4).
 fn stored_svid(state: &AgentState, keys: &dyn KeyManager) -> Option<X509Svid> {
@@ -379,7 +407,11 @@ pub async fn run_with_log(
     }));
     storage.save(&current.lock().unwrap_or_else(|e| e.into_inner()))?;
 
-    let cache = Arc::new(Cache::new(td.clone()));
+    let cache = Arc::new(
+        Cache::new(td.clone())
+            .with_x509_svid_cache_max_size(config.x509_svid_cache_max_size)
+            .with_availability_target(config.availability_target),
+    );
     // One JWT-SVID cache for the Workload and admin APIs and the sync loop (which purges
     // tokens of tainted keys), bounded by `jwt_svid_cache_max_size` (agent.md §5.8).
     let jwt_cache = Arc::new(crate::manager::JwtSvidCache::new(
@@ -448,6 +480,7 @@ pub async fn run_with_log(
     let rotator_storage = storage.clone();
     let rotator_resolver = resolver.clone();
     let rotator_refusal = refusal.clone();
+    let availability_target = config.availability_target;
     let rotator = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(ROTATOR_INTERVAL);
         loop {
@@ -462,9 +495,10 @@ pub async fn run_with_log(
                 .svid
                 .clone();
             let tainted = rotator_sync.signed_by_tainted(&chain);
-            let due = chain
-                .first()
-                .is_some_and(|leaf| past_half_life(leaf, SystemTime::now()));
+            let due = chain.first().is_some_and(|leaf| {
+                let now = SystemTime::now();
+                past_half_life(leaf, now) || availability_due(leaf, now, availability_target)
+            });
             if !due && !tainted {
                 continue;
             }

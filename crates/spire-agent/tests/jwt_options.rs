@@ -1,18 +1,19 @@
 //! The agent's JWT options over a real Workload API socket: `allowed_foreign_jwt_claims`
 //! (which claims `ValidateJWTSVID` returns for tokens of federated trust domains) and
-//! `jwt_svid_cache_max_size` (the LRU bound of the JWT-SVID cache).
+//! `jwt_svid_cache_max_size` (the LRU bound of the JWT-SVID cache), and FetchJWTSVID's
+//! hint de-duplication.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Agent, Ca, TestResult, add_entry, cache_for, entry, uid_selector, with_header};
-use spiffe_core::jwt::sign;
-use spiffe_core::{
-    JwtAlgorithm, JwtBundle, JwtSigningKey, JwtSvidClaims, SpiffeBundle, SpiffeId, X509Bundle,
+use common::{
+    Agent, Ca, TestResult, add_entry, cache_for, entry, jwt_bundle, now, token, uid_selector,
+    with_header,
 };
+use spiffe_core::jwt::sign;
+use spiffe_core::{JwtAlgorithm, JwtSigningKey, JwtSvidClaims, SpiffeId};
 use spire_agent::endpoints::{self, WorkloadApiConfig, WorkloadApiHandler};
 use spire_agent::manager::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};
 use spire_agent::workload::{UnixAttestor, UnixAttestorConfig, WorkloadAttestors};
@@ -20,42 +21,6 @@ use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use spire_proto::workload::{JwtsvidRequest, ValidateJwtsvidRequest};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
-}
-
-/// A trust domain's bundle with one JWT authority, and its signing key.
-fn jwt_bundle(ca: &Ca, kid: &str) -> Result<(SpiffeBundle, JwtSigningKey), BoxError> {
-    let key = JwtSigningKey::generate(JwtAlgorithm::ES256)?;
-    let mut jwt = JwtBundle::new(ca.td.clone());
-    jwt.add_authority(kid, key.public_key().clone())?;
-    let x509 = X509Bundle::parse_der(ca.td.clone(), &ca.root_der())?;
-    let bundle = SpiffeBundle::from_parts(x509, jwt).ok_or("bundle parts disagree")?;
-    Ok((bundle, key))
-}
-
-/// A token for `sub` with `iss`, `email` and `groups` besides the registered claims.
-fn token(key: &JwtSigningKey, kid: &str, sub: &str) -> Result<String, BoxError> {
-    let mut claims = JwtSvidClaims::new(
-        SpiffeId::parse(sub)?,
-        vec!["api".to_owned()],
-        now() + 600,
-        now(),
-    );
-    claims
-        .extra
-        .insert("iss".to_owned(), "https://issuer.example".into());
-    claims
-        .extra
-        .insert("email".to_owned(), "svc@fed.example".into());
-    claims
-        .extra
-        .insert("groups".to_owned(), serde_json::json!(["a", "b"]));
-    Ok(sign(key, kid, &claims)?)
-}
 
 /// The claim names `ValidateJWTSVID` returns for `token`.
 async fn validated_claim_names(agent: &Agent, token: &str) -> Result<Vec<String>, BoxError> {
@@ -157,6 +122,133 @@ impl JwtSvidMinter for CountingMinter {
     }
 }
 
+/// A Workload API with a JWT minter and cache on a socket in a temporary directory.
+struct JwtAgent {
+    _dir: tempfile::TempDir,
+    socket: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), endpoints::EndpointsError>>,
+}
+
+impl JwtAgent {
+    fn start(
+        cache: Arc<spire_agent::manager::Cache>,
+        minter: Arc<dyn JwtSvidMinter>,
+        jwt_cache: Arc<JwtSvidCache>,
+    ) -> Result<Self, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("api.sock");
+        let listener = spire_common::uds::bind(&socket, 0o755, 0o777)?;
+        let handler = WorkloadApiHandler::new(cache, Arc::new(unix_attestors()))
+            .with_jwt_minter(minter)
+            .with_jwt_cache(jwt_cache);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(endpoints::serve_listener(listener, handler, async {
+            let _ = stopped.await;
+        }));
+        Ok(JwtAgent {
+            _dir: dir,
+            socket,
+            stop,
+            server,
+        })
+    }
+
+    async fn shutdown(self) -> TestResult {
+        let _ = self.stop.send(());
+        self.server.await??;
+        Ok(())
+    }
+}
+
+/// Mints a token for the SPIFFE ID of the entry asked for.
+struct EntryMinter {
+    cache: Arc<spire_agent::manager::Cache>,
+    key: JwtSigningKey,
+}
+
+impl std::fmt::Debug for EntryMinter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryMinter").finish_non_exhaustive()
+    }
+}
+
+#[tonic::async_trait]
+impl JwtSvidMinter for EntryMinter {
+    async fn new_jwt_svid(
+        &self,
+        entry_id: &str,
+        audience: &[String],
+    ) -> Result<MintedJwtSvid, String> {
+        let entry = self
+            .cache
+            .entry(entry_id)
+            .ok_or_else(|| format!("no entry {entry_id}"))?;
+        let sub = entry.spiffe_id.clone();
+        let claims = JwtSvidClaims::new(sub.clone(), audience.to_vec(), now() + 3600, now());
+        let token = sign(&self.key, "own-kid", &claims).map_err(|e| e.to_string())?;
+        Ok(MintedJwtSvid {
+            token,
+            spiffe_id: sub,
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+#[tokio::test]
+async fn fetch_jwt_svid_filters_duplicate_hints_like_x509() -> TestResult {
+    let ca = Ca::new("example.org")?;
+    let cache = cache_for(&ca)?;
+    let mut newer = entry(&ca, "a-newer", "/a", vec![uid_selector()])?;
+    newer.hint = "db".to_owned();
+    newer.created_at = 200;
+    let mut older = entry(&ca, "b-older", "/b", vec![uid_selector()])?;
+    older.hint = "db".to_owned();
+    older.created_at = 100;
+    let mut web = entry(&ca, "c", "/c", vec![uid_selector()])?;
+    web.hint = "web".to_owned();
+    // JWT-SVIDs do not need X.509-SVIDs.
+    add_entry(&cache, newer, None)?;
+    add_entry(&cache, older, None)?;
+    add_entry(&cache, web, None)?;
+    let minter = Arc::new(EntryMinter {
+        cache: Arc::clone(&cache),
+        key: JwtSigningKey::generate(JwtAlgorithm::ES256)?,
+    });
+    let agent = JwtAgent::start(cache, minter, Arc::new(JwtSvidCache::new(10)))?;
+    let mut client = SpiffeWorkloadApiClient::new(spire_common::uds::channel(&agent.socket)?);
+    let request = |spiffe_id: &str| {
+        with_header(JwtsvidRequest {
+            audience: vec!["api".to_owned()],
+            spiffe_id: spiffe_id.to_owned(),
+        })
+    };
+
+    let response = client.fetch_jwtsvid(request("")).await?.into_inner();
+    let got: Vec<(&str, &str)> = response
+        .svids
+        .iter()
+        .map(|s| (s.spiffe_id.as_str(), s.hint.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spiffe://example.org/b", "db"),
+            ("spiffe://example.org/c", "web")
+        ]
+    );
+    // The entry that lost the hint is not served even when asked for by SPIFFE ID.
+    let status = client
+        .fetch_jwtsvid(request("spiffe://example.org/a"))
+        .await
+        .err()
+        .ok_or("the filtered entry was served")?;
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.message(), "no identity issued");
+    agent.shutdown().await
+}
+
 /// Fetches a JWT-SVID for `audience` from the agent at `socket`.
 async fn fetch_jwt(socket: &std::path::Path, audience: &str) -> Result<String, BoxError> {
     let channel = spire_common::uds::channel(socket)?;
@@ -190,16 +282,8 @@ async fn jwt_svid_cache_max_size_evicts_the_least_recently_used_token() -> TestR
             mints: AtomicUsize::new(0),
         });
         let jwt_cache = Arc::new(JwtSvidCache::new(max_size));
-        let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("api.sock");
-        let listener = spire_common::uds::bind(&socket, 0o755, 0o777)?;
-        let handler = WorkloadApiHandler::new(Arc::clone(&cache), Arc::new(unix_attestors()))
-            .with_jwt_minter(minter.clone())
-            .with_jwt_cache(Arc::clone(&jwt_cache));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(endpoints::serve_listener(listener, handler, async {
-            let _ = stopped.await;
-        }));
+        let agent = JwtAgent::start(Arc::clone(&cache), minter.clone(), Arc::clone(&jwt_cache))?;
+        let socket = agent.socket.clone();
 
         let first_a = fetch_jwt(&socket, "a").await?;
         fetch_jwt(&socket, "b").await?;
@@ -213,8 +297,7 @@ async fn jwt_svid_cache_max_size_evicts_the_least_recently_used_token() -> TestR
         assert!(jwt_cache.len() <= max_size);
         // A token served from the cache is the same token.
         assert_eq!(first_a == second_a, expected_mints == 3);
-        let _ = stop.send(());
-        server.await??;
+        agent.shutdown().await?;
     }
     Ok(())
 }

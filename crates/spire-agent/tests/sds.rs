@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
 use envoy_types::pb::google::rpc;
 use prost::{Message, Name};
-use spiffe_core::{SpiffeBundle, X509Svid};
+use spiffe_core::{JwtBundle, SpiffeBundle, X509Bundle, X509Svid};
 use spire_agent::config::SdsConfig;
 use spire_agent::endpoints::WorkloadApiConfig;
 use spire_agent::workload::{UnixAttestor, UnixAttestorConfig, WorkloadAttestors};
@@ -403,6 +403,67 @@ async fn rotation_pushes_a_new_version_and_acks_get_no_reply() -> TestResult {
     assert_eq!(third.version_info, "2");
     let names: Vec<String> = secrets_of(&third)?.into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["spiffe://example.org/db"]);
+    agent.shutdown().await
+}
+
+#[tokio::test]
+async fn bundle_changes_push_new_versions_with_the_new_roots() -> TestResult {
+    let w = world()?;
+    let agent = Agent::start(w.cache.clone()).await?;
+    // ROOTCA and ALL are alternatives in SPIRE (one validation context for the own
+    // bundle per response), so Envoy asks for ALL and a federated trust domain.
+    let names = ["ALL", "spiffe://other.org"];
+    let (tx, mut responses) = open_stream(&agent, request(&names)).await?;
+    let first = next_within(&mut responses, PUSH_DEADLINE).await??;
+    assert_eq!(first.version_info, "1");
+    tx.send(ack(&names, &first)).await?;
+    assert_quiet(&mut responses).await?;
+
+    // The own bundle gains a root (a new CA prepared on the server).
+    let extra = Ca::new("example.org")?;
+    let mut both = w.ca.root_der();
+    both.extend_from_slice(&extra.root_der());
+    let x509 = X509Bundle::parse_der(w.ca.td.clone(), &both)?;
+    let own = SpiffeBundle::from_parts(x509, JwtBundle::new(w.ca.td.clone()))
+        .ok_or("bundle parts disagree")?;
+    w.cache.set_bundle(own.clone())?;
+    let second = next_within(&mut responses, PUSH_DEADLINE).await??;
+    assert_eq!(second.version_info, "2");
+    assert_ne!(second.nonce, first.nonce);
+    let secrets = secrets_of(&second)?;
+    let got: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(got, ["ALL", "spiffe://other.org"]);
+    assert_eq!(
+        spiffe_validator_domains(validation_context(&secrets[0])?)?,
+        vec![
+            ("example.org".to_owned(), roots(&own)),
+            ("other.org".to_owned(), roots(&w.other.bundle()?)),
+        ]
+    );
+    assert_eq!(roots(&own).len(), 2);
+    tx.send(ack(&names, &second)).await?;
+    assert_quiet(&mut responses).await?;
+
+    // The federated bundle rotates: ALL and the trust-domain resource carry its new root.
+    let rotated = Ca::new("other.org")?;
+    w.cache.set_federated_bundles([rotated.bundle()?]);
+    let third = next_within(&mut responses, PUSH_DEADLINE).await??;
+    assert_eq!(third.version_info, "3");
+    assert_ne!(third.nonce, second.nonce);
+    let secrets = secrets_of(&third)?;
+    assert_eq!(
+        spiffe_validator_domains(validation_context(&secrets[0])?)?,
+        vec![
+            ("example.org".to_owned(), roots(&own)),
+            ("other.org".to_owned(), roots(&rotated.bundle()?)),
+        ]
+    );
+    assert_eq!(
+        spiffe_validator_domains(validation_context(&secrets[1])?)?,
+        vec![("other.org".to_owned(), roots(&rotated.bundle()?))]
+    );
+    tx.send(ack(&names, &third)).await?;
+    assert_quiet(&mut responses).await?;
     agent.shutdown().await
 }
 

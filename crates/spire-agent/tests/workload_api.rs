@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use spiffe_core::{JwtBundle, SpiffeBundle, X509Bundle, X509Svid};
+use spiffe_core::{JwtBundle, JwtSigningKey, SpiffeBundle, X509Bundle, X509Svid};
 use spire_agent::endpoints::{self, WorkloadApiConfig};
 use spire_agent::manager::{
     CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, TaintedAuthorities,
@@ -340,6 +340,179 @@ async fn jwt_rpcs_without_identity_and_wit_rpcs_are_unimplemented() -> TestResul
 }
 
 // ---------------------------------------------------------------------------
+// ValidateJWTSVID and FetchJWTBundles with tokens signed by test JWT authorities.
+// ---------------------------------------------------------------------------
+
+/// `example.org` (JWT authority `own-kid`) with an entry for this process federating
+/// with `fed.example` (`fed-kid`); `stranger.example` (`stranger-kid`) is a federated
+/// bundle the agent holds but the caller's entry does not federate with.
+struct JwtWorld {
+    cache: Arc<spire_agent::manager::Cache>,
+    own: JwtSigningKey,
+    fed: JwtSigningKey,
+    stranger: JwtSigningKey,
+}
+
+fn jwt_world() -> Result<JwtWorld, BoxError> {
+    let ca = Ca::new("example.org")?;
+    let fed_ca = Ca::new("fed.example")?;
+    let stranger_ca = Ca::new("stranger.example")?;
+    let (own_bundle, own) = jwt_bundle(&ca, "own-kid")?;
+    let (fed_bundle, fed) = jwt_bundle(&fed_ca, "fed-kid")?;
+    let (stranger_bundle, stranger) = jwt_bundle(&stranger_ca, "stranger-kid")?;
+    let cache = cache_for(&ca)?;
+    cache.set_bundle(own_bundle)?;
+    cache.set_federated_bundles([fed_bundle, stranger_bundle]);
+    let mut caller = entry(&ca, "caller", "/caller", vec![uid_selector()])?;
+    caller.federates_with = vec![fed_ca.td.clone()];
+    add_entry(&cache, caller, Some(ca.svid("/caller")?))?;
+    Ok(JwtWorld {
+        cache,
+        own,
+        fed,
+        stranger,
+    })
+}
+
+/// The status `ValidateJWTSVID` answers for `token` and `audience`.
+async fn validate_error(agent: &Agent, audience: &str, token: &str) -> Result<Status, BoxError> {
+    agent
+        .raw_client()
+        .await?
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: audience.to_owned(),
+            svid: token.to_owned(),
+        }))
+        .await
+        .err()
+        .ok_or_else(|| format!("{token} was accepted for {audience}").into())
+}
+
+#[tokio::test]
+async fn validate_jwt_svid_checks_expiry_audience_kid_and_trust_domain() -> TestResult {
+    let w = jwt_world()?;
+    let agent = Agent::start(Arc::clone(&w.cache)).await?;
+    let client = agent.spiffe_client().await?;
+
+    // Valid: an own token and a token of the federated trust domain.
+    let own = token(&w.own, "own-kid", "spiffe://example.org/svc")?;
+    let checked = client.validate_jwt_token("api", &own).await?;
+    assert_eq!(checked.spiffe_id().to_string(), "spiffe://example.org/svc");
+    let foreign = token(&w.fed, "fed-kid", "spiffe://fed.example/svc")?;
+    let checked = client.validate_jwt_token("api", &foreign).await?;
+    assert_eq!(checked.spiffe_id().to_string(), "spiffe://fed.example/svc");
+
+    // Expired ten minutes ago: beyond any leeway.
+    let expired = token_times(
+        &w.own,
+        "own-kid",
+        "spiffe://example.org/svc",
+        now() - 1200,
+        now() - 600,
+    )?;
+    assert!(client.validate_jwt_token("api", &expired).await.is_err());
+    let status = validate_error(&agent, "api", &expired).await?;
+    assert_status(&status, Code::InvalidArgument, "token has expired");
+
+    // Wrong audience.
+    let status = validate_error(&agent, "someone-else", &own).await?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("does not contain \"someone-else\""),
+        "{status:?}"
+    );
+
+    // Unknown kid: signed by the own key under a kid the bundle does not hold.
+    let unknown = token(&w.own, "no-such-kid", "spiffe://example.org/svc")?;
+    let status = validate_error(&agent, "api", &unknown).await?;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        "key \"no-such-kid\" not found in the JWT bundle of \"example.org\"",
+    );
+
+    // A trust domain the agent knows but the caller does not federate with.
+    let stranger = token(&w.stranger, "stranger-kid", "spiffe://stranger.example/svc")?;
+    let status = validate_error(&agent, "api", &stranger).await?;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        "no JWT bundle for trust domain \"stranger.example\"",
+    );
+
+    // A federated kid presented under the own trust domain fails the signature lookup.
+    let forged = token(&w.fed, "own-kid", "spiffe://example.org/svc")?;
+    let status = validate_error(&agent, "api", &forged).await?;
+    assert_status(&status, Code::InvalidArgument, "token signature is invalid");
+
+    agent.shutdown().await
+}
+
+#[tokio::test]
+async fn jwt_bundle_stream_pushes_own_and_federated_changes() -> TestResult {
+    let w = jwt_world()?;
+    let agent = Agent::start(Arc::clone(&w.cache)).await?;
+    let client = agent.spiffe_client().await?;
+    let mut stream = client.stream_jwt_bundles().await?;
+
+    let kids = |set: &spiffe::JwtBundleSet, td: &str| -> Result<Vec<String>, BoxError> {
+        let bundle = set
+            .get(&spiffe_td(td)?)
+            .ok_or_else(|| format!("no JWT bundle for {td}"))?;
+        let mut kids: Vec<String> = bundle
+            .jwt_authorities()
+            .map(|a| a.key_id().to_owned())
+            .collect();
+        kids.sort();
+        Ok(kids)
+    };
+    let first = next_within(&mut stream, PUSH_DEADLINE).await??;
+    assert_eq!(
+        first.len(),
+        2,
+        "own and federated only, not stranger.example"
+    );
+    assert_eq!(kids(&first, "example.org")?, ["own-kid"]);
+    assert_eq!(kids(&first, "fed.example")?, ["fed-kid"]);
+
+    // A new own JWT authority (as after a JWT key rotation) is pushed.
+    let ca = Ca::new("example.org")?;
+    let (_, next) = jwt_bundle(&ca, "next-kid")?;
+    let mut jwt = JwtBundle::new(ca.td.clone());
+    jwt.add_authority("own-kid", w.own.public_key().clone())?;
+    jwt.add_authority("next-kid", next.public_key().clone())?;
+    let x509 = X509Bundle::parse_der(ca.td.clone(), &ca.root_der())?;
+    w.cache
+        .set_bundle(SpiffeBundle::from_parts(x509, jwt).ok_or("bundle parts disagree")?)?;
+    let second = next_within(&mut stream, PUSH_DEADLINE).await??;
+    assert_eq!(kids(&second, "example.org")?, ["next-kid", "own-kid"]);
+
+    // A changed federated bundle is pushed; one the caller does not use changes nothing.
+    let fed_ca = Ca::new("fed.example")?;
+    let (fed_bundle, _) = jwt_bundle(&fed_ca, "fed-kid-2")?;
+    let stranger_ca = Ca::new("stranger.example")?;
+    let (stranger_bundle, _) = jwt_bundle(&stranger_ca, "stranger-kid")?;
+    w.cache
+        .set_federated_bundles([fed_bundle.clone(), stranger_bundle]);
+    let third = next_within(&mut stream, PUSH_DEADLINE).await??;
+    assert_eq!(kids(&third, "fed.example")?, ["fed-kid-2"]);
+    let (_, stranger_key) = jwt_bundle(&stranger_ca, "stranger-kid-2")?;
+    let mut jwt = JwtBundle::new(stranger_ca.td.clone());
+    jwt.add_authority("stranger-kid-2", stranger_key.public_key().clone())?;
+    let x509 = X509Bundle::parse_der(stranger_ca.td.clone(), &stranger_ca.root_der())?;
+    w.cache.set_federated_bundles([
+        fed_bundle,
+        SpiffeBundle::from_parts(x509, jwt).ok_or("bundle parts disagree")?,
+    ]);
+    assert_quiet(&mut stream).await?;
+
+    drop(stream);
+    agent.shutdown().await
+}
+
+// ---------------------------------------------------------------------------
 // Streaming: pushes on entry, SVID and bundle changes (WAPI-05..10).
 // ---------------------------------------------------------------------------
 
@@ -500,6 +673,13 @@ async fn identities_are_ordered_by_entry_id_and_duplicate_hints_filtered() -> Te
     let mut other = entry(&ca, "c", "/c", vec![uid_selector()])?;
     other.hint = "web".to_owned();
     let plain = entry(&ca, "0-plain", "/zero", vec![uid_selector()])?;
+    // Same hint and same creation time: the smaller entry ID wins (SPIRE's tie-break).
+    let mut tie_later = entry(&ca, "e-tie", "/e", vec![uid_selector()])?;
+    tie_later.hint = "cache".to_owned();
+    let mut tie_first = entry(&ca, "d-tie", "/d", vec![uid_selector()])?;
+    tie_first.hint = "cache".to_owned();
+    add_entry(&cache, tie_later, Some(ca.svid("/e")?))?;
+    add_entry(&cache, tie_first, Some(ca.svid("/d")?))?;
     add_entry(&cache, newer, Some(ca.svid("/a")?))?;
     add_entry(&cache, older, Some(ca.svid("/b")?))?;
     add_entry(&cache, other, Some(ca.svid("/c")?))?;
@@ -523,12 +703,13 @@ async fn identities_are_ordered_by_entry_id_and_duplicate_hints_filtered() -> Te
             ("spiffe://example.org/zero".to_owned(), String::new()),
             ("spiffe://example.org/b".to_owned(), "db".to_owned()),
             ("spiffe://example.org/c".to_owned(), "web".to_owned()),
+            ("spiffe://example.org/d".to_owned(), "cache".to_owned()),
         ]
     );
     // Every SVID carries the own bundle; no CRLs.
     assert!(response.svids.iter().all(|s| s.bundle == ca.root_der()));
     assert!(response.crl.is_empty());
-    assert_eq!(ids_and_leaves(&response)?.len(), 3);
+    assert_eq!(ids_and_leaves(&response)?.len(), 4);
 
     agent.shutdown().await
 }
@@ -659,6 +840,68 @@ impl WorkloadAttestor for Extra {
     fn attest(&self, _pid: i32) -> AttestFuture<'_> {
         Box::pin(async { Ok(vec!["label:blue".to_owned()]) })
     }
+}
+
+/// Answers only once every attestor sharing `barrier` has been called: attestors run
+/// one after another would wait forever.
+struct Rendezvous {
+    name: &'static str,
+    barrier: Arc<tokio::sync::Barrier>,
+    fail: bool,
+}
+
+impl WorkloadAttestor for Rendezvous {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn attest(&self, _pid: i32) -> AttestFuture<'_> {
+        Box::pin(async move {
+            self.barrier.wait().await;
+            if self.fail {
+                return Err(AttestorError::Other("kubelet unreachable".into()));
+            }
+            Ok(vec!["label:blue".to_owned()])
+        })
+    }
+}
+
+#[tokio::test]
+async fn attestors_run_in_parallel_and_a_failing_one_is_skipped() -> TestResult {
+    let ca = Ca::new("example.org")?;
+    let cache = cache_for(&ca)?;
+    let selectors = vec![Selector {
+        r#type: "blue".to_owned(),
+        value: "label:blue".to_owned(),
+    }];
+    add_entry(
+        &cache,
+        entry(&ca, "e", "/blue", selectors)?,
+        Some(ca.svid("/blue")?),
+    )?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let agent = Agent::start_with(
+        cache,
+        WorkloadAttestors::new(vec![
+            Arc::new(Rendezvous {
+                name: "broken",
+                barrier: Arc::clone(&barrier),
+                fail: true,
+            }),
+            Arc::new(Rendezvous {
+                name: "blue",
+                barrier,
+                fail: false,
+            }),
+        ]),
+        |dir| dir.join("api.sock"),
+    )
+    .await?;
+    let client = agent.spiffe_client().await?;
+    let svid = tokio::time::timeout(Duration::from_secs(20), client.fetch_x509_svid())
+        .await
+        .map_err(|_| "attestors did not run concurrently: the call never finished")??;
+    assert_eq!(svid.spiffe_id().to_string(), "spiffe://example.org/blue");
+    agent.shutdown().await
 }
 
 #[tokio::test]
@@ -861,6 +1104,143 @@ async fn svids_of_a_tainted_ca_are_marked_for_re_signing() -> TestResult {
     assert_eq!(due, ["a"]);
     cache.set_svid("a", new.svid("/a")?)?;
     assert!(cache.entries_needing_svids(t0, 0.5).is_empty());
+    Ok(())
+}
+
+/// Waits until `check` holds, failing after a generous deadline.
+async fn eventually(what: &str, check: impl Fn() -> bool) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn x509_svid_cache_max_size_keeps_subscribed_svids_and_evicts_the_least_recently_used()
+-> TestResult {
+    let ca = Ca::new("example.org")?;
+    let cache =
+        Arc::new(spire_agent::manager::Cache::new(ca.td.clone()).with_x509_svid_cache_max_size(2));
+    cache.set_bundle(ca.bundle()?)?;
+    let elsewhere = |n: u32| vec![selector(&format!("uid:{}", my_uid().wrapping_add(n)))];
+    let mut entries = vec![
+        entry(&ca, "a", "/a", elsewhere(1))?,
+        entry(&ca, "b", "/b", elsewhere(2))?,
+        entry(&ca, "c", "/c", elsewhere(3))?,
+        entry(&ca, "z-mine", "/mine", vec![uid_selector()])?,
+    ];
+    cache.update_entries(entries.clone());
+    let now = SystemTime::now();
+    let due = |cache: &spire_agent::manager::Cache| -> Vec<String> {
+        cache
+            .entries_needing_svids(now, DEFAULT_ROTATION_FRACTION)
+            .into_iter()
+            .map(|e| e.entry_id)
+            .collect()
+    };
+
+    // Prefetch fills the spare room only, in entry ID order.
+    assert_eq!(due(&cache), ["a", "b"]);
+    cache.set_svid("a", ca.svid("/a")?)?;
+    cache.set_svid("b", ca.svid("/b")?)?;
+    assert!(due(&cache).is_empty(), "the cache is full");
+
+    // A stream for this process subscribes: its entry is due at once, the sync loop is
+    // woken, and the stream's first response waits for the SVID.
+    let wanted = cache.svids_wanted();
+    let agent = Agent::start(Arc::clone(&cache)).await?;
+    let mut raw = agent.raw_client().await?;
+    let mut stream = raw
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await?
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(10), wanted.notified())
+        .await
+        .map_err(|_| "the sync loop was not asked for the subscriber's SVID")?;
+    assert_eq!(cache.subscriber_count(), 1);
+    assert_eq!(due(&cache), ["z-mine"]);
+    assert_quiet(&mut stream).await?;
+
+    // Its SVID is stored beyond the soft limit; the least recently used unsubscribed
+    // SVID (a) is evicted, the subscribed one never is.
+    cache.set_svid("z-mine", ca.svid("/mine")?)?;
+    let response = next_within(&mut stream, PUSH_DEADLINE).await??;
+    assert_eq!(response.svids[0].spiffe_id, "spiffe://example.org/mine");
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("a").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("b").is_some_and(|e| e.svid.is_some()));
+    assert!(due(&cache).is_empty(), "no prefetch while full");
+    cache.set_svid("b", ca.svid("/b")?)?;
+    cache.set_svid("a", ca.svid("/a")?)?;
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("b").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("z-mine").is_some_and(|e| e.svid.is_some()));
+
+    // The stream ends: the entry is no longer pinned and is evicted like any other.
+    drop(stream);
+    eventually("the subscriber to go", || cache.subscriber_count() == 0).await?;
+    entries.push(entry(&ca, "d", "/d", elsewhere(4))?);
+    cache.update_entries(entries);
+    cache.set_svid("d", ca.svid("/d")?)?;
+    assert_eq!(cache.svid_count(), 2);
+    assert!(cache.entry("z-mine").is_some_and(|e| e.svid.is_none()));
+    assert!(cache.entry("a").is_some_and(|e| e.svid.is_some()));
+
+    agent.shutdown().await
+}
+
+#[tokio::test]
+async fn availability_target_makes_svids_due_before_half_life() -> TestResult {
+    let ca = Ca::new("example.org")?;
+    let hours = |h: i64| time::Duration::hours(h);
+    let now = OffsetDateTime::now_utc();
+    let t0 = SystemTime::now();
+    let due = |cache: &spire_agent::manager::Cache| -> Vec<String> {
+        cache
+            .entries_needing_svids(t0, DEFAULT_ROTATION_FRACTION)
+            .into_iter()
+            .map(|e| e.entry_id)
+            .collect()
+    };
+    // A 40h SVID with 23h59m left: before half life (20h left), within a 24h target.
+    let long = ca.svid_valid(
+        "/long",
+        now - hours(16) + time::Duration::minutes(1),
+        now + hours(24) - time::Duration::minutes(1),
+    )?;
+    // A 36h SVID with 23h left: only 12h beyond the target, so half life alone rules.
+    let short = ca.svid_valid("/short", now - hours(13), now + hours(23))?;
+    let entries = vec![
+        entry(&ca, "long", "/long", vec![uid_selector()])?,
+        entry(&ca, "short", "/short", vec![uid_selector()])?,
+    ];
+
+    let plain = cache_for(&ca)?;
+    plain.update_entries(entries.clone());
+    plain.set_svid("long", long.clone())?;
+    plain.set_svid("short", short.clone())?;
+    assert!(due(&plain).is_empty(), "both are before half life");
+
+    let targeted = Arc::new(
+        spire_agent::manager::Cache::new(ca.td.clone())
+            .with_availability_target(Some(Duration::from_secs(24 * 3600))),
+    );
+    targeted.set_bundle(ca.bundle()?)?;
+    targeted.update_entries(entries);
+    targeted.set_svid("long", long)?;
+    targeted.set_svid("short", short)?;
+    assert_eq!(due(&targeted), ["long"]);
+    // The jitter (0-10 min) only brings rotation forward.
+    let jittered: Vec<String> = targeted
+        .entries_needing_svids_jittered(t0, DEFAULT_ROTATION_FRACTION, Duration::from_secs(10 * 60))
+        .into_iter()
+        .map(|e| e.entry_id)
+        .collect();
+    assert_eq!(jittered, ["long"]);
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! x509pop node attestation with the real binaries: the server trusts an agent CA, the
 //! agent proves possession of its node certificate's key, gets
 //! `spiffe://example.org/spire/agent/x509pop/<fingerprint>`, and serves a workload whose
-//! entry is parented to that ID.
+//! entry is parented to that ID. With a 20s `agent_ttl` the agent renews its SVID by
+//! attesting again in process (x509pop is re-attestable), keeps its ID and keeps syncing.
 
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ fn agent_attests_with_x509pop_and_serves_workloads() {
     let agent_id = format!("spiffe://example.org/spire/agent/x509pop/{fingerprint}");
 
     let qs = Quickstart::start_with_plugins(
-        "",
+        "agent_ttl = \"20s\"",
         &format!(
             "NodeAttestor \"x509pop\" {{\n plugin_data {{\n ca_bundle_path = \"{}\"\n }}\n }}",
             ca_path.display()
@@ -92,6 +93,41 @@ fn agent_attests_with_x509pop_and_serves_workloads() {
     assert!(text.contains("x509pop"), "{text}");
     assert!(text.contains("subject:cn:node-1"), "{text}");
     assert!(agent.log().contains(&agent_id) || text.contains(&agent_id));
+
+    // Past half life the agent attests again instead of exiting or calling RenewAgent.
+    qs.wait_until("the agent SVID rotation", Duration::from_secs(60), || {
+        agent.log().contains("Agent SVID rotated") || agent.try_exit().is_some()
+    });
+    assert!(
+        agent.try_exit().is_none(),
+        "the agent exited:\n{}",
+        tail(&agent.log(), 30)
+    );
+    assert!(
+        agent.log().contains("Agent SVID rotated"),
+        "{}",
+        tail(&agent.log(), 30)
+    );
+    // Past the first SVID's expiry the renewed one still syncs new entries.
+    std::thread::sleep(Duration::from_secs(12));
+    let out = qs.server_cli(&[
+        "entry",
+        "create",
+        "-parentID",
+        &agent_id,
+        "-spiffeID",
+        "spiffe://example.org/after-renewal",
+        "-selector",
+        &selector,
+    ]);
+    assert!(out.status.success(), "entry create: {}", stderr(&out));
+    qs.wait_until("the new entry's SVID", Duration::from_secs(30), || {
+        let out = qs.agent_cli(&socket, &["api", "fetch", "x509"]);
+        stdout(&out).contains("spiffe://example.org/after-renewal") || agent.try_exit().is_some()
+    });
+    assert!(agent.try_exit().is_none(), "{}", tail(&agent.log(), 30));
+    let shown = qs.server_cli(&["agent", "show", "-spiffeID", &agent_id]);
+    assert!(shown.status.success(), "agent show: {}", stderr(&shown));
 }
 
 /// `mode = "spiffe"`: the node proves possession of an X509-SVID this server minted under

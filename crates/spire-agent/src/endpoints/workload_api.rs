@@ -51,7 +51,7 @@ use tonic::{Request, Response, Status};
 
 use super::listener::PeerConnectInfo;
 use crate::manager::{
-    Cache, CachedEntry, JwtSvidCache, JwtSvidMinter, MintedJwtSvid, WorkloadUpdate,
+    Cache, CachedEntry, JwtSvidCache, JwtSvidMinter, MintedJwtSvid, Subscriber, WorkloadUpdate,
 };
 use crate::workload::{CallerInfo, PeerWatcher, Selector, WorkloadAttestors};
 
@@ -260,6 +260,8 @@ pub(crate) enum Step<T> {
 pub(crate) struct StreamState {
     cache: Arc<Cache>,
     updates: watch::Receiver<u64>,
+    /// Keeps the caller's entries' SVIDs in the cache while the stream is open.
+    _subscriber: Subscriber,
     shutdown: CancellationToken,
     pub(crate) caller: Caller,
     first: bool,
@@ -272,6 +274,7 @@ impl StreamState {
     pub(crate) fn new(cache: Arc<Cache>, caller: Caller, shutdown: CancellationToken) -> Self {
         StreamState {
             updates: cache.subscribe(),
+            _subscriber: cache.subscribe_workload(&caller.selectors),
             cache,
             shutdown,
             caller,

@@ -15,6 +15,13 @@
 //!   is kept (smaller entry ID on a tie), the others are dropped;
 //! - bundles are the own trust domain bundle plus the federated bundles named in the
 //!   identities' `federates_with` (missing ones are logged and skipped).
+//!
+//! X.509-SVIDs are kept as SPIRE's LRU cache keeps them (`lru_cache.go`, agent.md §5.7):
+//! `x509_svid_cache_max_size` is a soft limit. Entries matching an active subscriber
+//! (an open stream, see [`Cache::subscribe_workload`]) always get an SVID and are never
+//! evicted; spare room is filled by prefetching SVIDs for the other entries; when over
+//! the limit, SVIDs of entries without a subscriber are evicted, least recently accessed
+//! first (a subscriber attaching and a new SVID count as access).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -22,12 +29,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use spiffe_core::{SpiffeBundle, SpiffeId, TrustDomain, X509Svid};
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
+use super::rotation;
 use crate::workload::Selector;
 
 /// SPIRE rotates an X.509-SVID once half of its lifetime has passed.
 pub const DEFAULT_ROTATION_FRACTION: f64 = 0.5;
+
+/// SPIRE's default `x509_svid_cache_max_size`.
+pub const DEFAULT_X509_SVID_CACHE_MAX_SIZE: usize = 1000;
 
 /// A registration entry authorized for this agent, with its current SVID if any.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +141,8 @@ struct Record {
     validity: Option<Validity>,
     /// The entry changed since its SVID was signed.
     stale: bool,
+    /// Logical time of the last access (LRU order of SVID eviction).
+    last_access: u64,
 }
 
 #[derive(Debug)]
@@ -144,6 +157,15 @@ struct State {
     records: BTreeMap<String, Record>,
     /// selector type → selector value → IDs of the entries that have that selector.
     index: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    /// Selector sets of the active subscribers, by subscriber ID.
+    subscribers: HashMap<u64, Vec<Selector>>,
+    next_subscriber: u64,
+    /// Logical clock of record accesses.
+    clock: u64,
+    /// Soft limit of cached X.509-SVIDs (`x509_svid_cache_max_size`).
+    max_svids: usize,
+    /// `availability_target` (see [`rotation`](super::rotation)).
+    availability_target: Option<Duration>,
 }
 
 impl State {
@@ -186,6 +208,55 @@ impl State {
             .collect()
     }
 
+    /// Whether an active subscriber's selectors cover `entry` (it must keep its SVID).
+    fn subscribed(&self, entry: &CachedEntry) -> bool {
+        !entry.selectors.is_empty()
+            && self
+                .subscribers
+                .values()
+                .any(|set| entry.selectors.iter().all(|s| set.contains(s)))
+    }
+
+    fn svid_count(&self) -> usize {
+        self.records
+            .values()
+            .filter(|r| r.entry.svid.is_some())
+            .count()
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Drops the SVIDs of unsubscribed entries, least recently accessed first, until
+    /// at most `max_svids` remain (or only subscribed ones do). Returns how many.
+    fn evict(&mut self) -> usize {
+        let excess = self.svid_count().saturating_sub(self.max_svids);
+        if excess == 0 {
+            return 0;
+        }
+        let mut candidates: Vec<(u64, String)> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.entry.svid.is_some() && !self.subscribed(&r.entry))
+            .map(|(id, r)| (r.last_access, id.clone()))
+            .collect();
+        candidates.sort();
+        candidates.truncate(excess);
+        for (_, id) in &candidates {
+            if let Some(record) = self.records.get_mut(id) {
+                let mut entry = (*record.entry).clone();
+                entry.svid = None;
+                record.entry = Arc::new(entry);
+                record.validity = None;
+                record.stale = false;
+                tracing::debug!(entry = %id, "X509-SVID evicted from the cache");
+            }
+        }
+        candidates.len()
+    }
+
     fn bundles_for(&self, identities: &[Identity]) -> WorkloadBundles {
         let mut federated = BTreeMap::new();
         for identity in identities {
@@ -216,6 +287,22 @@ impl State {
 pub struct Cache {
     state: RwLock<State>,
     version: watch::Sender<u64>,
+    /// Signalled when a new subscriber matches entries without an SVID.
+    svids_wanted: Arc<Notify>,
+}
+
+/// An active subscriber of the cache (an open stream): while it lives, the entries
+/// matching its selectors keep their X.509-SVIDs. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscriber {
+    cache: Arc<Cache>,
+    id: u64,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.cache.write().subscribers.remove(&self.id);
+    }
 }
 
 impl Cache {
@@ -230,9 +317,83 @@ impl Cache {
                 revoked: HashSet::new(),
                 records: BTreeMap::new(),
                 index: HashMap::new(),
+                subscribers: HashMap::new(),
+                next_subscriber: 0,
+                clock: 0,
+                max_svids: DEFAULT_X509_SVID_CACHE_MAX_SIZE,
+                availability_target: None,
             }),
             version: watch::Sender::new(0),
+            svids_wanted: Arc::new(Notify::new()),
         }
+    }
+
+    /// Sets the soft limit of cached X.509-SVIDs (`x509_svid_cache_max_size`; 0 means
+    /// [`DEFAULT_X509_SVID_CACHE_MAX_SIZE`]).
+    pub fn with_x509_svid_cache_max_size(self, max: usize) -> Self {
+        self.write().max_svids = if max == 0 {
+            DEFAULT_X509_SVID_CACHE_MAX_SIZE
+        } else {
+            max
+        };
+        self
+    }
+
+    /// Sets `availability_target`: SVIDs are also due once their remaining lifetime
+    /// falls to it (see [`rotation`](super::rotation)).
+    pub fn with_availability_target(self, target: Option<Duration>) -> Self {
+        self.write().availability_target = target;
+        self
+    }
+
+    /// Registers a subscriber with the workload's `selectors`: the matching entries
+    /// count as accessed now, keep their SVIDs while it lives and, when they have
+    /// none, are due for signing at once ([`svids_wanted`](Self::svids_wanted) is
+    /// signalled).
+    pub fn subscribe_workload(self: &Arc<Self>, selectors: &[Selector]) -> Subscriber {
+        let (id, missing) = {
+            let mut state = self.write();
+            let id = state.next_subscriber;
+            state.next_subscriber += 1;
+            state.subscribers.insert(id, selectors.to_vec());
+            let now = state.tick();
+            let matching: Vec<String> = state
+                .matching(selectors)
+                .iter()
+                .map(|r| r.entry.entry_id.clone())
+                .collect();
+            let mut missing = false;
+            for entry_id in matching {
+                if let Some(record) = state.records.get_mut(&entry_id) {
+                    record.last_access = now;
+                    missing |= record.entry.svid.is_none();
+                }
+            }
+            (id, missing)
+        };
+        if missing {
+            self.svids_wanted.notify_one();
+        }
+        Subscriber {
+            cache: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// How many subscribers are active.
+    pub fn subscriber_count(&self) -> usize {
+        self.read().subscribers.len()
+    }
+
+    /// Signalled when a subscriber needs SVIDs the cache does not hold (the sync loop
+    /// signs [`entries_needing_svids`](Self::entries_needing_svids) then).
+    pub fn svids_wanted(&self) -> Arc<Notify> {
+        Arc::clone(&self.svids_wanted)
+    }
+
+    /// How many X.509-SVIDs the cache holds.
+    pub fn svid_count(&self) -> usize {
+        self.read().svid_count()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -355,10 +516,12 @@ impl Cache {
                 }
                 changed |= old.as_ref().is_none_or(|old| *old.entry != entry);
                 let id = entry.entry_id.clone();
+                let last_access = old.as_ref().map_or_else(|| state.tick(), |o| o.last_access);
                 let record = Record {
                     entry: Arc::new(entry),
                     validity,
                     stale,
+                    last_access,
                 };
                 if let Some(duplicate) = state.records.insert(id.clone(), record) {
                     tracing::warn!(entry = %id, "Duplicate entry ID in update; the last one wins");
@@ -370,6 +533,7 @@ impl Cache {
             }
             changed |= !old_records.is_empty();
             state.rebuild_index();
+            state.evict();
             changed
         };
         if changed {
@@ -415,7 +579,12 @@ impl Cache {
 
     /// Stores a newly signed SVID for an entry.
     pub fn set_svid(&self, entry_id: &str, svid: X509Svid) -> Result<(), CacheError> {
-        let changed = store_svid(&mut self.write(), entry_id, svid)?;
+        let changed = {
+            let mut state = self.write();
+            let changed = store_svid(&mut state, entry_id, svid)?;
+            state.evict();
+            changed
+        };
         if changed {
             self.bump();
         }
@@ -438,6 +607,7 @@ impl Cache {
                     Err(e) => rejected.push((entry_id, e)),
                 }
             }
+            state.evict();
         }
         if changed {
             self.bump();
@@ -463,15 +633,27 @@ impl Cache {
         marked
     }
 
-    /// The entries that need a (new) SVID at `now`, by entry ID: those without one, those
-    /// whose entry changed since signing, and those whose SVID has used up
-    /// `rotation_fraction` of its lifetime ([`DEFAULT_ROTATION_FRACTION`], SPIRE's half
-    /// life; the caller may jitter it) or has expired, and those whose SVID's serial a
-    /// CRL revokes.
+    /// The entries that need a (new) SVID at `now`, by entry ID: those whose SVID has
+    /// used up `rotation_fraction` of its lifetime ([`DEFAULT_ROTATION_FRACTION`],
+    /// SPIRE's half life; the caller may jitter it) or has expired, whose entry changed
+    /// since signing, or whose serial a CRL revokes; entries without an SVID that an
+    /// active subscriber matches; and, while the cache is under its size limit, other
+    /// entries without an SVID (prefetch).
     pub fn entries_needing_svids(
         &self,
         now: SystemTime,
         rotation_fraction: f64,
+    ) -> Vec<CachedEntry> {
+        self.entries_needing_svids_jittered(now, rotation_fraction, Duration::ZERO)
+    }
+
+    /// [`entries_needing_svids`](Self::entries_needing_svids) with `target_jitter`
+    /// added to the `availability_target` (SPIRE draws 0–10 minutes at every check).
+    pub fn entries_needing_svids_jittered(
+        &self,
+        now: SystemTime,
+        rotation_fraction: f64,
+        target_jitter: Duration,
     ) -> Vec<CachedEntry> {
         let fraction = if rotation_fraction.is_finite() {
             rotation_fraction.clamp(0.0, 1.0)
@@ -479,17 +661,49 @@ impl Cache {
             DEFAULT_ROTATION_FRACTION
         };
         let state = self.read();
-        state
-            .records
-            .values()
-            .filter(|r| {
-                r.entry.svid.is_none()
-                    || r.stale
-                    || needs_rotation(r.validity, now, fraction)
-                    || is_revoked(&state.revoked, r.entry.svid.as_deref())
-            })
-            .map(|r| (*r.entry).clone())
-            .collect()
+        let mut due: BTreeMap<&str, CachedEntry> = BTreeMap::new();
+        let mut prefetch = Vec::new();
+        let mut planned = state.svid_count();
+        for (id, r) in &state.records {
+            let wanted = match r.entry.svid.as_deref() {
+                Some(svid) => {
+                    r.stale
+                        || needs_rotation(r.validity, now, fraction)
+                        || state
+                            .availability_target
+                            .zip(r.validity)
+                            .is_some_and(|(target, v)| {
+                                rotation::availability_due(
+                                    v.not_before,
+                                    v.not_after,
+                                    now,
+                                    target,
+                                    target_jitter,
+                                )
+                            })
+                        || is_revoked(&state.revoked, Some(svid))
+                }
+                None if state.subscribed(&r.entry) => {
+                    planned += 1;
+                    true
+                }
+                None => {
+                    prefetch.push(r);
+                    false
+                }
+            };
+            if wanted {
+                due.insert(id, (*r.entry).clone());
+            }
+        }
+        for r in prefetch {
+            if planned >= state.max_svids {
+                break;
+            }
+            planned += 1;
+            due.insert(&r.entry.entry_id, (*r.entry).clone());
+        }
+        due.into_values().collect()
     }
 
     // ---------------------------------------------------------------- reader API
@@ -608,10 +822,21 @@ fn store_svid(state: &mut State, entry_id: &str, svid: X509Svid) -> Result<bool,
         });
     }
     record.stale = false;
+    state.clock += 1;
+    record.last_access = state.clock;
     if record.entry.svid.as_deref() == Some(&svid) {
         return Ok(false);
     }
     record.validity = validity_of(&svid);
+    if let (Some(target), Some(v)) = (state.availability_target, record.validity)
+        && !rotation::target_applies(v.not_before, v.not_after, target)
+    {
+        tracing::warn!(
+            entry = %entry_id,
+            availability_target = ?target,
+            "X509-SVID lifetime is too short for the availability target; rotating at half life"
+        );
+    }
     let mut entry = (*record.entry).clone();
     entry.svid = Some(Arc::new(svid));
     record.entry = Arc::new(entry);

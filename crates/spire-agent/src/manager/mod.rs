@@ -6,12 +6,13 @@
 
 pub mod cache;
 pub mod jwt_cache;
+pub mod rotation;
 pub mod sync;
 pub mod taint;
 
 pub use cache::{
-    Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, Identity, WorkloadBundles,
-    WorkloadUpdate,
+    Cache, CacheError, CachedEntry, DEFAULT_ROTATION_FRACTION, DEFAULT_X509_SVID_CACHE_MAX_SIZE,
+    Identity, Subscriber, WorkloadBundles, WorkloadUpdate,
 };
 pub use jwt_cache::{JwtSvidCache, JwtSvidMinter, MintedJwtSvid};
 pub use taint::TaintedAuthorities;

@@ -44,7 +44,18 @@ impl SyncError {
     pub fn is_fatal(&self) -> bool {
         matches!(self, SyncError::Client(e) if e.is_agent_banned() || e.must_reattest())
     }
+
+    /// Whether the server asked for a new attestation (not a ban): right after the agent
+    /// renewed its SVID by attesting again, a call still in flight on the old
+    /// connection gets this answer for the replaced SVID.
+    fn must_reattest(&self) -> bool {
+        matches!(self, SyncError::Client(e) if e.must_reattest() && !e.is_agent_banned())
+    }
 }
+
+/// How long to wait before retrying, on a fresh connection, a call refused for an SVID
+/// that may just have been renewed.
+const REFUSAL_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Upper bound of the SVID check backoff (SPIRE: 4 min).
 const MAX_SVID_CHECK_BACKOFF: Duration = Duration::from_secs(240);
@@ -254,9 +265,11 @@ impl Synchronizer {
 
     /// Signs the SVIDs that are missing, stale or due for rotation.
     pub async fn sign_due_svids(&self) -> Result<(), SyncError> {
-        let due = self
-            .cache
-            .entries_needing_svids(SystemTime::now(), jittered_rotation_fraction());
+        let due = self.cache.entries_needing_svids_jittered(
+            SystemTime::now(),
+            jittered_rotation_fraction(),
+            super::rotation::target_jitter(random_unit()),
+        );
         if due.is_empty() {
             return Ok(());
         }
@@ -308,16 +321,24 @@ impl Synchronizer {
         let mut svid_backoff = Backoff::new(SVID_CHECK_INTERVAL, MAX_SVID_CHECK_BACKOFF);
         let mut next_sync = tokio::time::Instant::now() + self.sync_interval;
         let mut next_svid_check = tokio::time::Instant::now() + SVID_CHECK_INTERVAL;
+        let svids_wanted = self.cache.svids_wanted();
+        let mut retried_refusal = false;
         loop {
             let sync_now = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = self.wake.notified() => true,
+                // A new stream needs SVIDs the LRU cache does not hold: sign them now.
+                () = svids_wanted.notified() => false,
                 () = tokio::time::sleep_until(next_sync) => true,
                 () = tokio::time::sleep_until(next_svid_check) => false,
             };
             if sync_now {
                 let delay = match self.sync().await {
-                    Ok(()) => sync_backoff.reset(),
+                    Ok(()) => {
+                        retried_refusal = false;
+                        sync_backoff.reset()
+                    }
+                    Err(e) if self.retry_refusal(&e, &mut retried_refusal) => REFUSAL_RETRY_DELAY,
                     Err(e) if e.is_fatal() => return Err(e),
                     Err(e) => {
                         let delay = sync_backoff.failure();
@@ -329,6 +350,7 @@ impl Synchronizer {
             } else {
                 let delay = match self.sign_due_svids().await {
                     Ok(()) => svid_backoff.reset(),
+                    Err(e) if self.retry_refusal(&e, &mut retried_refusal) => REFUSAL_RETRY_DELAY,
                     Err(e) if e.is_fatal() => return Err(e),
                     Err(e) => {
                         let delay = svid_backoff.failure();
@@ -339,6 +361,22 @@ impl Synchronizer {
                 next_svid_check = tokio::time::Instant::now() + delay;
             }
         }
+    }
+
+    /// Whether to retry, once and on a fresh connection, a call the server refused
+    /// asking for a new attestation: the refused SVID may be one the agent has just
+    /// replaced by attesting again (the call raced the rotation). A second refusal
+    /// in a row is final.
+    fn retry_refusal(&self, error: &SyncError, retried: &mut bool) -> bool {
+        if *retried || !error.must_reattest() {
+            return false;
+        }
+        *retried = true;
+        tracing::warn!(error = %error, "Server refused the agent SVID; retrying once on a new connection in case it was just renewed");
+        if let Err(e) = self.client.reconnect() {
+            tracing::warn!(error = %e, "Cannot reconnect to the server");
+        }
+        true
     }
 
     /// Keeps the push channel open, reconnecting after a short pause when it drops.

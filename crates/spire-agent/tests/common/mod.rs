@@ -7,7 +7,7 @@ use std::error::Error;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
@@ -15,7 +15,11 @@ use rcgen::string::Ia5String;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
-use spiffe_core::{JwtBundle, SpiffeBundle, SpiffeId, TrustDomain, X509Bundle, X509Svid};
+use spiffe_core::jwt::sign;
+use spiffe_core::{
+    JwtAlgorithm, JwtBundle, JwtSigningKey, JwtSvidClaims, SpiffeBundle, SpiffeId, TrustDomain,
+    X509Bundle, X509Svid,
+};
 use spire_agent::endpoints::{self, EndpointsError, WorkloadApiConfig};
 use spire_agent::manager::{Cache, CachedEntry};
 use spire_agent::workload::{Selector, UnixAttestor, UnixAttestorConfig, WorkloadAttestors};
@@ -126,6 +130,54 @@ impl Ca {
     pub fn id(&self, path: &str) -> Result<SpiffeId, BoxError> {
         Ok(SpiffeId::new(&self.td, path)?)
     }
+}
+
+// ---------------------------------------------------------------------------
+// JWT: bundles with one JWT authority and tokens signed by it.
+// ---------------------------------------------------------------------------
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// A trust domain's bundle with one JWT authority, and its signing key.
+pub fn jwt_bundle(ca: &Ca, kid: &str) -> Result<(SpiffeBundle, JwtSigningKey), BoxError> {
+    let key = JwtSigningKey::generate(JwtAlgorithm::ES256)?;
+    let mut jwt = JwtBundle::new(ca.td.clone());
+    jwt.add_authority(kid, key.public_key().clone())?;
+    let x509 = X509Bundle::parse_der(ca.td.clone(), &ca.root_der())?;
+    let bundle = SpiffeBundle::from_parts(x509, jwt).ok_or("bundle parts disagree")?;
+    Ok((bundle, key))
+}
+
+/// A token for `sub` and audience `api`, valid for ten minutes, with `iss`, `email` and
+/// `groups` besides the registered claims.
+pub fn token(key: &JwtSigningKey, kid: &str, sub: &str) -> Result<String, BoxError> {
+    token_times(key, kid, sub, now(), now() + 600)
+}
+
+/// Like [`token`], issued at `iat` and expiring at `exp` (Unix seconds).
+pub fn token_times(
+    key: &JwtSigningKey,
+    kid: &str,
+    sub: &str,
+    iat: i64,
+    exp: i64,
+) -> Result<String, BoxError> {
+    let mut claims = JwtSvidClaims::new(SpiffeId::parse(sub)?, vec!["api".to_owned()], exp, iat);
+    claims
+        .extra
+        .insert("iss".to_owned(), "https://issuer.example".into());
+    claims
+        .extra
+        .insert("email".to_owned(), "svc@fed.example".into());
+    claims
+        .extra
+        .insert("groups".to_owned(), serde_json::json!(["a", "b"]));
+    Ok(sign(key, kid, &claims)?)
 }
 
 pub fn selector(value: &str) -> Selector {
