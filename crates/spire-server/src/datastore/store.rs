@@ -33,7 +33,10 @@ pub struct SqlStore {
     pub(crate) dialect: Dialect,
     /// SQLite allows one writer at a time: writers queue here instead of failing busy.
     write_lock: Option<Mutex<()>>,
-    changes: broadcast::Sender<DataStoreChange>,
+    pub(crate) changes: broadcast::Sender<DataStoreChange>,
+    /// The resolved connection URL (the change follower's PostgreSQL listener opens its
+    /// own connection with it).
+    pub(crate) url: ConnectionUrl,
 }
 
 impl SqlStore {
@@ -94,6 +97,7 @@ impl SqlStore {
             dialect: d,
             write_lock: (d == Dialect::Sqlite).then(|| Mutex::new(())),
             changes: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+            url: ConnectionUrl(target.url.clone()),
         };
         {
             let _guard = store.lock_writes().await;
@@ -183,6 +187,17 @@ impl SqlStore {
             _guard,
             ..
         } = tx;
+        let mut tx = tx;
+        if self.dialect == Dialect::Postgres && !changes.is_empty() {
+            // Wakes the followers of other servers (LISTEN) when this transaction
+            // commits; PostgreSQL drops the notification if it rolls back.
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT pg_notify('{}', '')",
+                super::follow::CHANGE_CHANNEL
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         drop(_guard);
         for change in changes {
@@ -190,6 +205,16 @@ impl SqlStore {
             let _ = self.changes.send(change);
         }
         Ok(())
+    }
+}
+
+/// A connection URL, kept out of `Debug` output (it may hold a password).
+#[derive(Clone)]
+pub(crate) struct ConnectionUrl(pub(crate) String);
+
+impl std::fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionUrl(<redacted>)")
     }
 }
 
