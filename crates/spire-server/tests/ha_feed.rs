@@ -1,0 +1,232 @@
+//! The HA change feed: two in-process servers share one database (a SQLite file always;
+//! PostgreSQL when `SPIRE_RS_TEST_POSTGRES_URL` names a server, in a database created
+//! and dropped by the test). A change made through server A (a registration entry, a
+//! federated bundle, a revoked X.509-SVID) reaches an agent watching server B's
+//! `WatchChanges` stream, through B's follower of the shared events tables (PostgreSQL:
+//! woken by LISTEN/NOTIFY; SQLite: polling).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::{Setup, TestServer, UPSTREAM_CRT, agent_channel, attest_with_svid, cli_ok};
+
+use std::time::Duration;
+
+use spire_proto::spirers::server::notify::v1::notify_client::NotifyClient;
+use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesRequest};
+use sqlx::Connection;
+use tonic::Streaming;
+
+/// A PostgreSQL database made for one test and dropped after it.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// A fresh database, or `None` (with a message) when no server is configured.
+    async fn create() -> Option<PgDatabase> {
+        let admin_url = match std::env::var("SPIRE_RS_TEST_POSTGRES_URL") {
+            Ok(v) if !v.is_empty() => v,
+            _ => {
+                println!("skipped: SPIRE_RS_TEST_POSTGRES_URL not set");
+                return None;
+            }
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("spire_rs_ha_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = with_database(&admin_url, &name);
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop_database(self) {
+        let mut admin = sqlx::AnyConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// Replaces the database name (the URL path) of a server URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+/// Two servers on the datastore `plugin_data` body `datastore` with `extra_server` in
+/// their `server` blocks, A started (and its schema made) before B.
+async fn two_servers(datastore: &str, extra_server: &str) -> (TestServer, TestServer) {
+    let setup = || Setup {
+        datastore: Some(datastore.to_owned()),
+        extra_server: extra_server.to_owned(),
+        ..Setup::default()
+    };
+    let a = TestServer::start_with(setup()).await;
+    let b = TestServer::start_with(setup()).await;
+    (a, b)
+}
+
+/// An agent attested to `server`, watching its change feed, once the stream has gone
+/// quiet (the first notification and any for the agent's own attestation consumed).
+async fn quiet_watch(server: &TestServer) -> Streaming<ChangeNotification> {
+    let (_id, chain, key) = attest_with_svid(server).await;
+    let channel = agent_channel(server, &chain, &key).await;
+    let mut stream = NotifyClient::new(channel)
+        .watch_changes(WatchChangesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(first.entries_changed && first.bundles_changed && first.revocations_changed);
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_secs(3), stream.message()).await {
+            Err(_) => return stream,
+            Ok(note) => {
+                note.unwrap().unwrap();
+            }
+        }
+    }
+    panic!("the change feed never went quiet");
+}
+
+/// Waits (generously) for a notification that `wanted` accepts.
+async fn expect_note(
+    stream: &mut Streaming<ChangeNotification>,
+    what: &str,
+    wanted: impl Fn(&ChangeNotification) -> bool,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let note = stream
+                .message()
+                .await
+                .unwrap()
+                .expect("the change feed closed");
+            if wanted(&note) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "server B never notified its agent of {what}");
+}
+
+/// Makes each kind of change through A and checks B's watcher hears of it.
+async fn changes_through_a_reach_b(a: &TestServer, b: &TestServer) {
+    let mut watch = quiet_watch(b).await;
+
+    cli_ok(
+        a,
+        &[
+            "entry",
+            "create",
+            "-parentID",
+            "spiffe://example.org/spire/agent/join_token/ha",
+            "-spiffeID",
+            "spiffe://example.org/ha-workload",
+            "-selector",
+            "unix:uid:1000",
+        ],
+    )
+    .await;
+    expect_note(&mut watch, "an entry created through A", |n| {
+        n.entries_changed
+    })
+    .await;
+    // B reads the entry A wrote.
+    let shown = cli_ok(
+        b,
+        &[
+            "entry",
+            "show",
+            "-spiffeID",
+            "spiffe://example.org/ha-workload",
+        ],
+    )
+    .await;
+    assert!(
+        shown.contains("spiffe://example.org/ha-workload"),
+        "{shown}"
+    );
+
+    cli_ok(
+        a,
+        &[
+            "bundle",
+            "set",
+            "-id",
+            "spiffe://other.example",
+            "-path",
+            UPSTREAM_CRT,
+        ],
+    )
+    .await;
+    expect_note(&mut watch, "a bundle set through A", |n| n.bundles_changed).await;
+
+    cli_ok(a, &["svid", "revoke", "-serial", "abc123"]).await;
+    expect_note(&mut watch, "an X.509-SVID revoked through A", |n| {
+        n.revocations_changed
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_change_through_one_server_reaches_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let datastore = format!(
+        "database_type = \"sqlite3\"\n connection_string = \"{}\"",
+        dir.path().join("shared.sqlite3").display()
+    );
+    let (a, b) = two_servers(&datastore, "").await;
+    changes_through_a_reach_b(&a, &b).await;
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_change_through_one_server_reaches_the_other() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    let datastore = format!(
+        "database_type = \"postgres\"\n connection_string = \"{}\"",
+        db.url
+    );
+    // The fallback poll is an hour away: only LISTEN/NOTIFY can wake B in time.
+    let (a, b) = two_servers(
+        &datastore,
+        "experimental {\n cache_reload_interval = \"1h\"\n }",
+    )
+    .await;
+    changes_through_a_reach_b(&a, &b).await;
+    b.stop().await;
+    a.stop().await;
+    db.drop_database().await;
+}
