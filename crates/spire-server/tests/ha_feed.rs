@@ -1,9 +1,9 @@
 //! The HA change feed: two in-process servers share one database (a SQLite file always;
-//! PostgreSQL when `SPIRE_RS_TEST_POSTGRES_URL` names a server, in a database created
-//! and dropped by the test). A change made through server A (a registration entry, a
-//! federated bundle, a revoked X.509-SVID) reaches an agent watching server B's
-//! `WatchChanges` stream, through B's follower of the shared events tables (PostgreSQL:
-//! woken by LISTEN/NOTIFY; SQLite: polling).
+//! PostgreSQL / MySQL when `SPIRE_RS_TEST_POSTGRES_URL` / `SPIRE_RS_TEST_MYSQL_URL` name
+//! a server, in a database created and dropped by the test). A change made through
+//! server A (a registration entry, a federated bundle, a revoked X.509-SVID) reaches an
+//! agent watching server B's `WatchChanges` stream, through B's follower of the shared
+//! database (PostgreSQL: woken by LISTEN/NOTIFY; SQLite and MySQL: polling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,20 +17,23 @@ use spire_proto::spirers::server::notify::v1::{ChangeNotification, WatchChangesR
 use sqlx::Connection;
 use tonic::Streaming;
 
-/// A PostgreSQL database made for one test and dropped after it.
-struct PgDatabase {
+/// A server database (PostgreSQL or MySQL) made for one test and dropped after it,
+/// even when the test fails.
+struct SharedDatabase {
     admin_url: String,
     name: String,
+    postgres: bool,
     url: String,
 }
 
-impl PgDatabase {
-    /// A fresh database, or `None` (with a message) when no server is configured.
-    async fn create() -> Option<PgDatabase> {
-        let admin_url = match std::env::var("SPIRE_RS_TEST_POSTGRES_URL") {
+impl SharedDatabase {
+    /// A fresh database on the server `var` names, or `None` (with a message) when it is
+    /// unset.
+    async fn create(var: &str, postgres: bool) -> Option<SharedDatabase> {
+        let admin_url = match std::env::var(var) {
             Ok(v) if !v.is_empty() => v,
             _ => {
-                println!("skipped: SPIRE_RS_TEST_POSTGRES_URL not set");
+                println!("skipped: {var} not set");
                 return None;
             }
         };
@@ -43,23 +46,39 @@ impl PgDatabase {
             .unwrap();
         admin.close().await.unwrap();
         let url = with_database(&admin_url, &name);
-        Some(PgDatabase {
+        Some(SharedDatabase {
             admin_url,
             name,
+            postgres,
             url,
         })
     }
+}
 
-    async fn drop_database(self) {
-        let mut admin = sqlx::AnyConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        admin.close().await.unwrap();
+impl Drop for SharedDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let sql = if self.postgres {
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        } else {
+            format!("DROP DATABASE IF EXISTS {name}")
+        };
+        // Its own thread and runtime: Drop cannot await, and may run mid-panic.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await else {
+                    return;
+                };
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+            });
+        })
+        .join();
     }
 }
 
@@ -212,7 +231,7 @@ async fn sqlite_change_through_one_server_reaches_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_change_through_one_server_reaches_the_other() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some(db) = SharedDatabase::create("SPIRE_RS_TEST_POSTGRES_URL", true).await else {
         return;
     };
     let datastore = format!(
@@ -228,5 +247,21 @@ async fn postgres_change_through_one_server_reaches_the_other() {
     changes_through_a_reach_b(&a, &b).await;
     b.stop().await;
     a.stop().await;
-    db.drop_database().await;
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_change_through_one_server_reaches_the_other() {
+    let Some(db) = SharedDatabase::create("SPIRE_RS_TEST_MYSQL_URL", false).await else {
+        return;
+    };
+    let datastore = format!(
+        "database_type = \"mysql\"\n connection_string = \"{}\"",
+        db.url
+    );
+    let (a, b) = two_servers(&datastore, "").await;
+    changes_through_a_reach_b(&a, &b).await;
+    b.stop().await;
+    a.stop().await;
+    drop(db);
 }
