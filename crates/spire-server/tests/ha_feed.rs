@@ -265,3 +265,107 @@ async fn mysql_change_through_one_server_reaches_the_other() {
     a.stop().await;
     drop(db);
 }
+
+/// Waits (generously) for `rx` to announce the entry `id`.
+async fn expect_entry(
+    rx: &mut tokio::sync::broadcast::Receiver<spire_server::datastore::DataStoreChange>,
+    id: &str,
+) {
+    use spire_server::datastore::DataStoreChange;
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match rx.recv().await {
+                Ok(DataStoreChange::EntryChanged { id: got }) if got == id => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("change feed closed: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the follower never announced entry {id}");
+}
+
+/// An entry event that commits after a later one (a gap in event IDs when the follower
+/// first reads) is still announced once it commits (PostgreSQL: sequences hand out IDs
+/// at insert, so transactions commit out of ID order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_event_committed_out_of_order_is_announced() {
+    use spire_server::datastore::{
+        DataStoreChange, DataStoreConfig, Dialect, FollowOptions, RegistrationEntry, SqlStore,
+    };
+    use std::sync::Arc;
+
+    let Some(db) = SharedDatabase::create("SPIRE_RS_TEST_POSTGRES_URL", true).await else {
+        return;
+    };
+    let cfg = DataStoreConfig::new("postgres", db.url.clone());
+    let a = SqlStore::open(&cfg).await.unwrap();
+    let b = Arc::new(SqlStore::open(&cfg).await.unwrap());
+    let mut rx = b.subscribe();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let options = FollowOptions::new(
+        Dialect::Postgres,
+        Duration::from_secs(3600),
+        Duration::from_secs(900),
+    );
+    tokio::spawn(b.clone().follow(options, stop.clone()));
+    let entry = |path: &str| RegistrationEntry {
+        spiffe_id: format!("spiffe://example.org{path}"),
+        parent_id: "spiffe://example.org/agent".into(),
+        selectors: vec![spire_server::datastore::Selector::new("unix", "uid:1")],
+        ..RegistrationEntry::default()
+    };
+
+    // Writes through A until B's follower (reading and listening) announces one.
+    let mut ready = false;
+    for n in 0..60 {
+        let warm = a
+            .create_registration_entry(&entry(&format!("/warm-{n}")))
+            .await
+            .unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Ok(DataStoreChange::EntryChanged { id }) = rx.recv().await
+                    && id == warm.id
+                {
+                    return;
+                }
+            }
+        })
+        .await;
+        if heard.is_ok() {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "B's follower never announced A's writes");
+
+    // Another server's transaction takes the next event ID but has not committed yet.
+    let mut raw = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut slow = raw.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO registered_entries_events (created_at, updated_at, entry_id) \
+         VALUES (CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'late-entry')",
+    )
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+
+    // A later transaction commits first: B reads past the uncommitted ID.
+    let after = a.create_registration_entry(&entry("/after")).await.unwrap();
+    expect_entry(&mut rx, &after.id).await;
+
+    // The slow one commits (notifying, as every server's write does): B fills the gap.
+    sqlx::query("SELECT pg_notify('spirers_changes', '')")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    slow.commit().await.unwrap();
+    expect_entry(&mut rx, "late-entry").await;
+
+    stop.cancel();
+    a.close().await;
+    b.close().await;
+    raw.close().await.unwrap();
+    drop(db);
+}
