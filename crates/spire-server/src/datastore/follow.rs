@@ -259,11 +259,6 @@ impl SqlStore {
         }
     }
 
-    /// Sends a change on the feed (no subscribers is fine).
-    pub(crate) fn announce(&self, change: DataStoreChange) {
-        let _ = self.changes.send(change);
-    }
-
     /// The highest ID in an events table (0 when empty).
     async fn max_event_id(&self, table: &str) -> Result<i64> {
         let mut tx = self.read().await?;

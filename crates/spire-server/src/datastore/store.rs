@@ -33,7 +33,7 @@ pub struct SqlStore {
     pub(crate) dialect: Dialect,
     /// SQLite allows one writer at a time: writers queue here instead of failing busy.
     write_lock: Option<Mutex<()>>,
-    pub(crate) changes: broadcast::Sender<DataStoreChange>,
+    changes: broadcast::Sender<DataStoreChange>,
     /// The resolved connection URL (the change follower's PostgreSQL listener opens its
     /// own connection with it).
     pub(crate) url: ConnectionUrl,
@@ -126,6 +126,12 @@ impl SqlStore {
         self.changes.subscribe()
     }
 
+    /// Sends a change on the feed without a commit of this store (the follower of other
+    /// servers' commits uses it). No subscribers is fine.
+    pub(crate) fn announce(&self, change: DataStoreChange) {
+        let _ = self.changes.send(change);
+    }
+
     /// Closes every connection. Later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -182,12 +188,11 @@ impl SqlStore {
     /// Commits and then announces the transaction's changes.
     pub(crate) async fn commit(&self, tx: Tx<'_>) -> Result<()> {
         let Tx {
-            tx,
+            mut tx,
             changes,
             _guard,
             ..
         } = tx;
-        let mut tx = tx;
         if self.dialect == Dialect::Postgres && !changes.is_empty() {
             // Wakes the followers of other servers (LISTEN) when this transaction
             // commits; PostgreSQL drops the notification if it rolls back.
