@@ -375,8 +375,17 @@ pub async fn run_with_logger(
     }
     tokio::spawn(refresher.clone().run(stop.clone()));
 
-    // Push committed changes to watching agents.
+    // Push committed changes to watching agents: this server's own commits, and (through
+    // the follower) those other servers sharing the database commit.
     let mut changes = store.subscribe();
+    tokio::spawn(store.clone().follow(
+        datastore::FollowOptions::new(
+            store.dialect(),
+            config.experimental.cache_reload_interval,
+            config.experimental.event_timeout,
+        ),
+        stop.clone(),
+    ));
     let feed_hub = hub.clone();
     let feed_stop = stop.clone();
     tokio::spawn(async move {

@@ -34,6 +34,9 @@ pub struct SqlStore {
     /// SQLite allows one writer at a time: writers queue here instead of failing busy.
     write_lock: Option<Mutex<()>>,
     changes: broadcast::Sender<DataStoreChange>,
+    /// The resolved connection URL (the change follower's PostgreSQL listener opens its
+    /// own connection with it).
+    pub(crate) url: ConnectionUrl,
 }
 
 impl SqlStore {
@@ -94,6 +97,7 @@ impl SqlStore {
             dialect: d,
             write_lock: (d == Dialect::Sqlite).then(|| Mutex::new(())),
             changes: broadcast::channel(CHANGE_FEED_CAPACITY).0,
+            url: ConnectionUrl(target.url.clone()),
         };
         {
             let _guard = store.lock_writes().await;
@@ -120,6 +124,12 @@ impl SqlStore {
     /// `RecvError::Lagged` and should resynchronise from the database.
     pub fn subscribe(&self) -> broadcast::Receiver<DataStoreChange> {
         self.changes.subscribe()
+    }
+
+    /// Sends a change on the feed without a commit of this store (the follower of other
+    /// servers' commits uses it). No subscribers is fine.
+    pub(crate) fn announce(&self, change: DataStoreChange) {
+        let _ = self.changes.send(change);
     }
 
     /// Closes every connection. Later calls fail.
@@ -178,11 +188,21 @@ impl SqlStore {
     /// Commits and then announces the transaction's changes.
     pub(crate) async fn commit(&self, tx: Tx<'_>) -> Result<()> {
         let Tx {
-            tx,
+            mut tx,
             changes,
             _guard,
             ..
         } = tx;
+        if self.dialect == Dialect::Postgres && !changes.is_empty() {
+            // Wakes the followers of other servers (LISTEN) when this transaction
+            // commits; PostgreSQL drops the notification if it rolls back.
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT pg_notify('{}', '')",
+                super::follow::CHANGE_CHANNEL
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         drop(_guard);
         for change in changes {
@@ -190,6 +210,16 @@ impl SqlStore {
             let _ = self.changes.send(change);
         }
         Ok(())
+    }
+}
+
+/// A connection URL, kept out of `Debug` output (it may hold a password).
+#[derive(Clone)]
+pub(crate) struct ConnectionUrl(pub(crate) String);
+
+impl std::fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionUrl(<redacted>)")
     }
 }
 

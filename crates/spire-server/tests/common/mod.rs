@@ -55,6 +55,9 @@ pub struct Setup<'a> {
     /// The `disk` UpstreamAuthority's (key, certificate) files when `upstream` is set;
     /// `None` uses the demo CA.
     pub upstream_files: Option<(PathBuf, PathBuf)>,
+    /// The `DataStore "sql"` `plugin_data` body; `None` uses a SQLite file in the
+    /// server's directory. Two servers given the same body share one database.
+    pub datastore: Option<String>,
 }
 
 impl Default for Setup<'_> {
@@ -66,6 +69,7 @@ impl Default for Setup<'_> {
             upstream: true,
             extra_server: String::new(),
             upstream_files: None,
+            datastore: None,
         }
     }
 }
@@ -128,6 +132,12 @@ impl TestServer {
         } else {
             String::new()
         };
+        let datastore = setup.datastore.clone().unwrap_or_else(|| {
+            format!(
+                "database_type = \"sqlite3\"\n connection_string = \"{}\"",
+                dir.join("datastore.sqlite3").display()
+            )
+        });
         let text = format!(
             r#"
 server {{
@@ -142,8 +152,7 @@ server {{
 plugins {{
     DataStore "sql" {{
         plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{db}"
+            {datastore}
         }}
     }}
     NodeAttestor "join_token" {{
@@ -157,7 +166,6 @@ plugins {{
             extra = setup.extra_server,
             socket = socket.display(),
             data = dir.join("data").display(),
-            db = dir.join("datastore.sqlite3").display(),
         );
         let config_path = dir.join("server.conf");
         std::fs::write(&config_path, &text).unwrap();
