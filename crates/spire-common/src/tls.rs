@@ -47,43 +47,32 @@ pub use rustls as __rustls;
 #[macro_export]
 macro_rules! handshake_signatures {
     () => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &$crate::tls::__rustls::pki_types::CertificateDer<'_>,
-            dss: &$crate::tls::__rustls::DigitallySignedStruct,
-        ) -> Result<
-            $crate::tls::__rustls::client::danger::HandshakeSignatureValid,
-            $crate::tls::__rustls::Error,
-        > {
-            $crate::tls::__rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                $crate::tls::signature_algorithms(),
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &$crate::tls::__rustls::pki_types::CertificateDer<'_>,
-            dss: &$crate::tls::__rustls::DigitallySignedStruct,
-        ) -> Result<
-            $crate::tls::__rustls::client::danger::HandshakeSignatureValid,
-            $crate::tls::__rustls::Error,
-        > {
-            $crate::tls::__rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                $crate::tls::signature_algorithms(),
-            )
-        }
+        $crate::handshake_signatures!(@check verify_tls12_signature verify_tls13_signature);
 
         fn supported_verify_schemes(&self) -> Vec<$crate::tls::__rustls::SignatureScheme> {
             $crate::tls::signature_algorithms().supported_schemes()
         }
+    };
+    // Each verifier method has the name of the rustls function it calls.
+    (@check $($method:ident)*) => {
+        $(
+            fn $method(
+                &self,
+                message: &[u8],
+                cert: &$crate::tls::__rustls::pki_types::CertificateDer<'_>,
+                dss: &$crate::tls::__rustls::DigitallySignedStruct,
+            ) -> Result<
+                $crate::tls::__rustls::client::danger::HandshakeSignatureValid,
+                $crate::tls::__rustls::Error,
+            > {
+                $crate::tls::__rustls::crypto::$method(
+                    message,
+                    cert,
+                    dss,
+                    $crate::tls::signature_algorithms(),
+                )
+            }
+        )*
     };
 }
 
