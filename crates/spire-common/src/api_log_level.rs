@@ -152,3 +152,106 @@ impl LogLevelControl {
         Ok(self.logger())
     }
 }
+
+/// The Logger API of both processes (SPIRE's `pkg/server/api/logger/v1` and
+/// `pkg/agent/api/logger/v1`): `spire.api.server.logger.v1.Logger` and
+/// `spire.api.agent.logger.v1.Logger` over one [`LogLevelControl`]. The two services
+/// differ only in their package, so one type serves both.
+#[derive(Clone, Debug)]
+pub struct LoggerService(LogLevelControl);
+
+impl LoggerService {
+    /// The service for a process launched at `launch_level` (its configured
+    /// `log_level`); without a guard the levels are tracked but no filter is reloaded.
+    pub fn new(
+        guard: Option<crate::logging::LogGuard>,
+        launch_level: crate::logging::Level,
+    ) -> Self {
+        LoggerService(LogLevelControl::new(guard, launch_level))
+    }
+}
+
+/// Implements one package's generated `Logger` trait for [`LoggerService`].
+macro_rules! logger_api {
+    ($($pb:ident)::+) => {
+        #[tonic::async_trait]
+        impl $($pb)::+::logger_server::Logger for LoggerService {
+            async fn get_logger(
+                &self,
+                _request: tonic::Request<$($pb)::+::GetLoggerRequest>,
+            ) -> Result<tonic::Response<Logger>, tonic::Status> {
+                Ok(tonic::Response::new(self.0.logger()))
+            }
+
+            async fn set_log_level(
+                &self,
+                request: tonic::Request<$($pb)::+::SetLogLevelRequest>,
+            ) -> Result<tonic::Response<Logger>, tonic::Status> {
+                self.0
+                    .set(request.into_inner().new_level)
+                    .map(tonic::Response::new)
+            }
+
+            async fn reset_log_level(
+                &self,
+                _request: tonic::Request<$($pb)::+::ResetLogLevelRequest>,
+            ) -> Result<tonic::Response<Logger>, tonic::Status> {
+                self.0.reset().map(tonic::Response::new)
+            }
+        }
+    };
+}
+
+logger_api!(spire_proto::spire::api::server::logger::v1);
+logger_api!(spire_proto::spire::api::agent::logger::v1);
+
+#[cfg(test)]
+mod logger_service_tests {
+    use spire_proto::spire::api::server::logger::v1 as pb;
+    use spire_proto::spire::api::server::logger::v1::logger_server::Logger as _;
+    use tonic::{Request, Response};
+
+    use super::*;
+    use crate::logging::Level;
+
+    #[tokio::test]
+    async fn set_and_reset_round_trip() {
+        let service = LoggerService::new(None, Level::Info);
+        let got = service
+            .get_logger(Request::new(pb::GetLoggerRequest {}))
+            .await
+            .map(Response::into_inner);
+        assert_eq!(
+            got.ok(),
+            Some(Logger {
+                current_level: LogLevel::Info as i32,
+                launch_level: LogLevel::Info as i32,
+            })
+        );
+        let set = service
+            .set_log_level(Request::new(pb::SetLogLevelRequest {
+                new_level: LogLevel::Debug as i32,
+            }))
+            .await
+            .map(Response::into_inner);
+        assert_eq!(
+            set.ok().map(|l| l.current_level),
+            Some(LogLevel::Debug as i32)
+        );
+        let bad = service
+            .set_log_level(Request::new(pb::SetLogLevelRequest { new_level: 0 }))
+            .await;
+        assert_eq!(
+            bad.err().map(|s| s.code()),
+            Some(tonic::Code::InvalidArgument)
+        );
+        let reset = service
+            .reset_log_level(Request::new(pb::ResetLogLevelRequest {}))
+            .await
+            .map(Response::into_inner);
+        assert_eq!(
+            reset.ok().map(|l| l.current_level),
+            Some(LogLevel::Info as i32)
+        );
+    }
+}

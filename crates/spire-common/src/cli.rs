@@ -21,6 +21,26 @@ impl From<tonic::Status> for CliError {
     }
 }
 
+impl CliError {
+    /// Maps a gRPC failure to `<context>: rpc error: code = X desc = Y`, for
+    /// `.map_err(CliError::rpc("unable to list X"))`.
+    pub fn rpc(context: &str) -> impl Fn(tonic::Status) -> CliError + '_ {
+        move |status| CliError(format!("{context}: {}", CliError::from(status).0))
+    }
+}
+
+/// A Unix timestamp as an RFC 3339 UTC time, as the command lines print times; the
+/// seconds themselves when out of range.
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
 /// Parses `args` (program name first) with single-dash Go-style flags into `C`, runs
 /// `command` on a multi-threaded runtime, and maps the outcome to SPIRE's exit codes.
 pub fn run<C, F, Fut>(args: Vec<OsString>, command: F) -> ExitCode

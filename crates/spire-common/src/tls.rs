@@ -14,22 +14,66 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, NoServerSessionStorage, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    ClientConfig, DigitallySignedStruct, DistinguishedName, Error as TlsError, ServerConfig,
-    SignatureScheme,
-};
+use rustls::{ClientConfig, DistinguishedName, Error as TlsError, ServerConfig, SignatureScheme};
 use spiffe_core::{BundleSet, SpiffeBundle, SpiffeId, X509Svid, verify_chain};
 
 /// The crypto provider used everywhere: aws-lc-rs (crates.md §1.1).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The handshake signature algorithms of [`provider`], which every certificate
+/// verifier here checks signatures with.
+pub fn signature_algorithms() -> &'static WebPkiSupportedAlgorithms {
+    static ALGORITHMS: std::sync::OnceLock<WebPkiSupportedAlgorithms> = std::sync::OnceLock::new();
+    ALGORITHMS.get_or_init(|| provider().signature_verification_algorithms)
+}
+
+#[doc(hidden)]
+pub use rustls as __rustls;
+
+/// Writes the handshake-signature half of a rustls certificate verifier
+/// (`verify_tls12_signature`, `verify_tls13_signature`, `supported_verify_schemes`)
+/// with [`signature_algorithms`]: the same in every verifier, whether it checks
+/// server or client certificates. Use it inside an `impl ServerCertVerifier` or
+/// `impl ClientCertVerifier` block.
+#[macro_export]
+macro_rules! handshake_signatures {
+    () => {
+        $crate::handshake_signatures!(@check verify_tls12_signature verify_tls13_signature);
+
+        fn supported_verify_schemes(&self) -> Vec<$crate::tls::__rustls::SignatureScheme> {
+            $crate::tls::signature_algorithms().supported_schemes()
+        }
+    };
+    // Each verifier method has the name of the rustls function it calls.
+    (@check $($method:ident)*) => {
+        $(
+            fn $method(
+                &self,
+                message: &[u8],
+                cert: &$crate::tls::__rustls::pki_types::CertificateDer<'_>,
+                dss: &$crate::tls::__rustls::DigitallySignedStruct,
+            ) -> Result<
+                $crate::tls::__rustls::client::danger::HandshakeSignatureValid,
+                $crate::tls::__rustls::Error,
+            > {
+                $crate::tls::__rustls::crypto::$method(
+                    message,
+                    cert,
+                    dss,
+                    $crate::tls::signature_algorithms(),
+                )
+            }
+        )*
+    };
 }
 
 /// The bundles a TLS endpoint trusts, replaceable while connections are being made.
@@ -178,7 +222,6 @@ fn bad_certificate(e: spiffe_core::X509Error) -> TlsError {
 /// workload-to-workload mTLS does ([`SpiffeClientVerifier::required`]).
 pub struct SpiffeClientVerifier {
     trust: Arc<TrustStore>,
-    algorithms: WebPkiSupportedAlgorithms,
     mandatory: bool,
     accept: Option<PeerFilter>,
 }
@@ -200,7 +243,6 @@ impl SpiffeClientVerifier {
     pub fn new(trust: Arc<TrustStore>) -> Self {
         SpiffeClientVerifier {
             trust,
-            algorithms: provider().signature_verification_algorithms,
             mandatory: false,
             accept: None,
         }
@@ -252,27 +294,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    crate::handshake_signatures!();
 }
 
 /// Client-side verifier: accepts only a server X509-SVID for exactly the expected ID.
@@ -280,17 +302,12 @@ impl ClientCertVerifier for SpiffeClientVerifier {
 pub struct SpiffeServerVerifier {
     trust: Arc<TrustStore>,
     expected: SpiffeId,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl SpiffeServerVerifier {
     /// A verifier that accepts only `expected`, authenticated against `trust`.
     pub fn new(trust: Arc<TrustStore>, expected: SpiffeId) -> Self {
-        SpiffeServerVerifier {
-            trust,
-            expected,
-            algorithms: provider().signature_verification_algorithms,
-        }
+        SpiffeServerVerifier { trust, expected }
     }
 }
 
@@ -316,27 +333,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    crate::handshake_signatures!();
 }
 
 /// The server's TLS configuration: its rotating SVID, optional client SVIDs verified

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod workload;
+
 /// The trust domain of the quickstart.
 pub const TRUST_DOMAIN: &str = "example.org";
 
@@ -261,6 +263,44 @@ plugins {{
             .find_map(|l| l.strip_prefix("Token: "))
             .map(str::to_owned)
             .unwrap_or_else(|| panic!("no token in {stdout:?}"))
+    }
+
+    /// Starts an agent named `agent` attested with a join token for `agent_id` and waits
+    /// for its Workload API socket; returns the agent and the socket.
+    pub fn start_attested_agent(&self, agent_id: &str) -> (Process, PathBuf) {
+        let token = self.generate_token(agent_id);
+        let (config, socket) = self.agent_config("agent");
+        let agent = self.start_agent(&config, Some(&token), "agent.log");
+        self.wait_for_socket(&socket);
+        (agent, socket)
+    }
+
+    /// Waits up to 30 s for an agent's Workload API socket to appear.
+    pub fn wait_for_socket(&self, socket: &Path) {
+        self.wait_until("the agent socket", Duration::from_secs(30), || {
+            socket.exists()
+        });
+    }
+
+    /// `spire-server entry create -parentID <parent_id> -spiffeID <spiffe_id> -selector
+    /// unix:uid:<this uid> <extra>`: an entry for the test process itself. Returns the
+    /// CLI's output; panics when the CLI fails.
+    pub fn create_uid_entry(&self, parent_id: &str, spiffe_id: &str, extra: &[&str]) -> String {
+        let selector = format!("unix:uid:{}", current_uid());
+        let mut args = vec![
+            "entry",
+            "create",
+            "-parentID",
+            parent_id,
+            "-spiffeID",
+            spiffe_id,
+            "-selector",
+            &selector,
+        ];
+        args.extend(extra);
+        let out = self.server_cli(&args);
+        assert!(out.status.success(), "entry create: {}", stderr(&out));
+        stdout(&out)
     }
 
     /// Writes an agent config named `name` (its own data dir and socket) and returns the

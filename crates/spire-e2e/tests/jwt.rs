@@ -3,11 +3,11 @@
 //! against the fetched bundle) and through `ValidateJWTSVID`, the agent's JWT cache, and
 //! the `api fetch jwt` / `api validate jwt` command lines.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use spiffe_core::{JwtBundle, JwtSvid, TrustDomain};
-use spire_e2e::{Quickstart, current_uid, stderr, stdout};
-use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use spire_e2e::workload::{retry, with_header, workload_client};
+use spire_e2e::{Quickstart, stderr, stdout};
 use spire_proto::workload::{JwtsvidRequest, ValidateJwtsvidRequest};
 use tonic::Code;
 
@@ -16,52 +16,20 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 const AGENT_ID: &str = "spiffe://example.org/myagent";
 const WORKLOAD_ID: &str = "spiffe://example.org/jwt-workload";
 
-fn with_header<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "workload.spiffe.io",
-        tonic::metadata::MetadataValue::from_static("true"),
-    );
-    request
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn jwt_svids_end_to_end() -> TestResult {
     let qs = Quickstart::start("");
-    let token = qs.generate_token(AGENT_ID);
-    let (config, socket) = qs.agent_config("agent");
-    let _agent = qs.start_agent(&config, Some(&token), "agent.log");
-    qs.wait_until("the agent socket", Duration::from_secs(30), || {
-        socket.exists()
-    });
-    let selector = format!("unix:uid:{}", current_uid());
-    let out = qs.server_cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        WORKLOAD_ID,
-        "-selector",
-        &selector,
-        "-hint",
-        "jwt-hint",
-    ]);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
+    let (_agent, socket) = qs.start_attested_agent(AGENT_ID);
+    qs.create_uid_entry(AGENT_ID, WORKLOAD_ID, &["-hint", "jwt-hint"]);
 
     // The independent spiffe crate fetches a token once the entry reached the agent.
     let client =
         spiffe::WorkloadApiClient::connect_to(format!("unix://{}", socket.display())).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let svid = loop {
-        match client.fetch_jwt_svid(["aud-a", "aud-b"], None).await {
-            Ok(svid) => break svid,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(format!("no JWT-SVID in time: {e}").into()),
-        }
-    };
+    let svid = retry(Duration::from_secs(30), || {
+        client.fetch_jwt_svid(["aud-a", "aud-b"], None)
+    })
+    .await
+    .map_err(|e| format!("no JWT-SVID in time: {e}"))?;
     assert_eq!(svid.spiffe_id().to_string(), WORKLOAD_ID);
     let mut audience = svid.audience().to_vec();
     audience.sort();
@@ -95,7 +63,7 @@ async fn jwt_svids_end_to_end() -> TestResult {
     // ValidateJWTSVID through the spiffe crate and our raw client.
     let checked = client.validate_jwt_token("aud-a", &token).await?;
     assert_eq!(checked.spiffe_id().to_string(), WORKLOAD_ID);
-    let mut raw = SpiffeWorkloadApiClient::new(spire_common::uds::channel(&socket)?);
+    let mut raw = workload_client(&socket)?;
     let response = raw
         .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
             audience: "aud-b".into(),

@@ -11,21 +11,7 @@ const AGENT_ID: &str = "spiffe://example.org/myagent";
 const SERVICE_ID: &str = "spiffe://example.org/myservice";
 
 fn create_entry(qs: &Quickstart, spiffe_id: &str, extra: &[&str]) -> String {
-    let selector = format!("unix:uid:{}", current_uid());
-    let mut args = vec![
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        spiffe_id,
-        "-selector",
-        &selector,
-    ];
-    args.extend(extra);
-    let out = qs.server_cli(&args);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
-    stdout(&out)
+    qs.create_uid_entry(AGENT_ID, spiffe_id, extra)
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spiffe_core::{TrustDomain, X509Bundle, X509Svid};
-use spire_e2e::{Process, Quickstart, current_uid, stderr, stdout, tail};
+use spire_e2e::{Process, Quickstart, stderr, stdout, tail};
 
 const AGENT_ID: &str = "spiffe://example.org/myagent";
 
@@ -23,28 +23,14 @@ fn server_and_agent(qs: &Quickstart) -> (Process, PathBuf, PathBuf, String) {
     );
     std::fs::write(&config, text).expect("write agent.conf");
     let agent = qs.start_agent(&config, Some(&token), "agent.log");
-    qs.wait_until("the agent socket", Duration::from_secs(30), || {
-        socket.exists()
-    });
+    qs.wait_for_socket(&socket);
     let data_dir = qs.dir.path().join("agent/data");
     let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
     (agent, socket, data_dir, agent_id)
 }
 
 fn create_entry(qs: &Quickstart, path: &str) {
-    let id = format!("spiffe://example.org{path}");
-    let selector = format!("unix:uid:{}", current_uid());
-    let out = qs.server_cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        &id,
-        "-selector",
-        &selector,
-    ]);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
+    qs.create_uid_entry(AGENT_ID, &format!("spiffe://example.org{path}"), &[]);
 }
 
 /// `spire-agent api fetch x509 -write <dir>`: the SVIDs (parsed, each verified against

@@ -5,27 +5,18 @@
 //! serial. rustls-webpki, as a relying party would, rejects the old SVID as revoked
 //! with that CRL and accepts the new one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, UnixTime};
-use spire_e2e::{Quickstart, current_uid, stderr, stdout};
-use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use spire_proto::workload::{X509svidRequest, X509svidResponse};
+use spire_e2e::workload::{next_message, open_x509_stream};
+use spire_e2e::{Quickstart, stderr, stdout};
+use spire_proto::workload::X509svidResponse;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const AGENT_ID: &str = "spiffe://example.org/myagent";
-
-fn svid_request() -> tonic::Request<X509svidRequest> {
-    let mut request = tonic::Request::new(X509svidRequest {});
-    request.metadata_mut().insert(
-        "workload.spiffe.io",
-        tonic::metadata::MetadataValue::from_static("true"),
-    );
-    request
-}
 
 /// The certificates of a DER chain or bundle (concatenated DER).
 fn split_der(mut der: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -109,42 +100,13 @@ fn validate(
 #[tokio::test(flavor = "multi_thread")]
 async fn revoked_svid_is_listed_in_the_crl_and_replaced() -> TestResult {
     let qs = Quickstart::start("");
-    let token = qs.generate_token(AGENT_ID);
-    let (config, socket) = qs.agent_config("agent");
-    let _agent = qs.start_agent(&config, Some(&token), "agent.log");
-    qs.wait_until("the agent socket", Duration::from_secs(30), || {
-        socket.exists()
-    });
-    let selector = format!("unix:uid:{}", current_uid());
-    let out = qs.server_cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        "spiffe://example.org/revocable",
-        "-selector",
-        &selector,
-    ]);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
+    let (_agent, socket) = qs.start_attested_agent(AGENT_ID);
+    qs.create_uid_entry(AGENT_ID, "spiffe://example.org/revocable", &[]);
 
-    let mut client = SpiffeWorkloadApiClient::new(spire_common::uds::channel(&socket)?);
     // Until the agent has synced the entry, the stream answers "no identity issued".
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut stream, first) = loop {
-        let attempt = async {
-            let mut stream = client.fetch_x509svid(svid_request()).await?.into_inner();
-            let first = stream.message().await?;
-            Ok::<_, tonic::Status>(first.map(|m| (stream, m)))
-        };
-        match tokio::time::timeout(Duration::from_secs(30), attempt).await {
-            Ok(Ok(Some(opened))) => break opened,
-            _ if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => return Err(format!("no X509-SVID within 60 s: {other:?}").into()),
-        }
-    };
+    let (mut stream, first) = open_x509_stream(&socket, Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("no X509-SVID within 60 s: {e}"))?;
     let (decimal, old_hex) = serial_of(&first)?;
     // The agent serves the server's CRLs from the start; nothing is revoked yet.
     assert!(!first.crl.is_empty(), "no CRL in the first response");
@@ -163,18 +125,18 @@ async fn revoked_svid_is_listed_in_the_crl_and_replaced() -> TestResult {
 
     // The stream delivers the CRL listing the serial and a new SVID.
     let mut saw_crl = None;
-    let replaced = loop {
-        let message = tokio::time::timeout(Duration::from_secs(60), stream.message())
-            .await
-            .map_err(|_| "no CRL and new SVID within 60 s")??
-            .ok_or("stream ended")?;
-        if saw_crl.is_none() && crl_serials(&message)?.contains(&old_hex) {
-            saw_crl = Some(message.crl.clone());
-        }
-        if saw_crl.is_some() && serial_of(&message)?.1 != old_hex {
-            break message;
-        }
-    };
+    let replaced = next_message(
+        &mut stream,
+        Duration::from_secs(60),
+        "CRL and new SVID",
+        |message| {
+            if saw_crl.is_none() && crl_serials(message)?.contains(&old_hex) {
+                saw_crl = Some(message.crl.clone());
+            }
+            Ok(saw_crl.is_some() && serial_of(message)?.1 != old_hex)
+        },
+    )
+    .await?;
     let crls = saw_crl.ok_or("no CRL")?;
     assert_eq!(replaced.crl, crls, "the new SVID comes with the same CRLs");
 

@@ -5,13 +5,14 @@
 //! activate, prune). Every X509SVIDResponse a workload receives must validate against
 //! the bundle in the same response.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use spiffe_core::{TrustDomain, X509Bundle, X509Svid, verify_chain};
-use spire_e2e::{Process, Quickstart, current_uid, stderr, stdout, tail};
+use spire_e2e::workload::{open_x509_stream, retry, with_header, workload_client};
+use spire_e2e::{Process, Quickstart, stderr, stdout, tail};
 use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use spire_proto::workload::{JwtBundlesRequest, JwtsvidRequest, X509svidRequest};
 use tokio::sync::mpsc;
@@ -29,45 +30,12 @@ fn td() -> TrustDomain {
     TrustDomain::new("example.org").expect("valid trust domain")
 }
 
-fn with_header<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "workload.spiffe.io",
-        tonic::metadata::MetadataValue::from_static("true"),
-    );
-    request
-}
-
 /// A self-signed server, an attested agent and an entry for this test's uid.
 fn setup(extra_server: &str) -> (Quickstart, Process, std::path::PathBuf) {
     let qs = Quickstart::start_self_signed(extra_server);
-    let token = qs.generate_token(AGENT_ID);
-    let (config, socket) = qs.agent_config("agent");
-    let agent = qs.start_agent(&config, Some(&token), "agent.log");
-    qs.wait_until("the agent socket", Duration::from_secs(30), || {
-        socket.exists()
-    });
-    let selector = format!("unix:uid:{}", current_uid());
-    let out = qs.server_cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        WORKLOAD_ID,
-        "-selector",
-        &selector,
-    ]);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
+    let (agent, socket) = qs.start_attested_agent(AGENT_ID);
+    qs.create_uid_entry(AGENT_ID, WORKLOAD_ID, &[]);
     (qs, agent, socket)
-}
-
-async fn workload_client(
-    socket: &std::path::Path,
-) -> Result<SpiffeWorkloadApiClient<Channel>, tonic::transport::Error> {
-    Ok(SpiffeWorkloadApiClient::new(spire_common::uds::channel(
-        socket,
-    )?))
 }
 
 /// One X509SVIDResponse, checked: its SVID chain and its bundle.
@@ -83,6 +51,15 @@ impl Seen {
         X509Bundle::from_authorities(td(), vec![root.clone()])
             .is_ok_and(|b| verify_chain(&self.chain, &b, SystemTime::now()).is_ok())
     }
+
+    /// The bundle's root that is not `old`: the next CA once it was prepared.
+    fn other_root(&self, old: &CertificateDer<'static>) -> Result<CertificateDer<'static>, String> {
+        self.roots
+            .iter()
+            .find(|r| *r != old)
+            .cloned()
+            .ok_or_else(|| "no new root".to_owned())
+    }
 }
 
 /// Streams FetchX509SVID in the background. Every response is checked against the
@@ -91,30 +68,11 @@ async fn watch_x509(
     socket: &std::path::Path,
 ) -> Result<mpsc::UnboundedReceiver<Result<Seen, String>>, Box<dyn std::error::Error + Send + Sync>>
 {
-    let mut client = workload_client(socket).await?;
     // The entry may not have reached the agent yet: retry until the stream answers
     // with an identity.
-    let deadline = Instant::now() + ONE_SYNC;
-    let (mut stream, first) = loop {
-        let attempt = async {
-            let mut stream = client
-                .fetch_x509svid(with_header(X509svidRequest {}))
-                .await?
-                .into_inner();
-            let first = stream
-                .message()
-                .await?
-                .ok_or_else(|| tonic::Status::unknown("the stream ended"))?;
-            Ok::<_, tonic::Status>((stream, first))
-        };
-        match attempt.await {
-            Ok(opened) => break opened,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(format!("FetchX509SVID: {e}").into()),
-        }
-    };
+    let (mut stream, first) = open_x509_stream(socket, ONE_SYNC)
+        .await
+        .map_err(|e| format!("FetchX509SVID: {e}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
     let _ = tx.send(check_response(&first));
     tokio::spawn(async move {
@@ -253,12 +211,7 @@ async fn forced_x509_rotation_reaches_workloads_and_the_agent() -> TestResult {
         |s| s.roots.len() == 2,
     )
     .await?;
-    let new_root = prepared
-        .roots
-        .iter()
-        .find(|r| **r != old_root)
-        .cloned()
-        .ok_or("no new root")?;
+    let new_root = prepared.other_root(&old_root)?;
     assert!(prepared.chained_to(&old_root));
 
     // Activate, then taint the old CA: the workload gets an SVID of the new CA at once
@@ -304,41 +257,30 @@ async fn forced_x509_rotation_reaches_workloads_and_the_agent() -> TestResult {
     .await?;
     assert_eq!(revoked.roots, vec![new_root.clone()]);
     assert!(revoked.chained_to(&new_root));
-    let selector = format!("unix:uid:{}", current_uid());
-    let out = qs.server_cli(&[
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        "spiffe://example.org/after-revoke",
-        "-selector",
-        &selector,
-    ]);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
-    let mut client = workload_client(&socket).await?;
-    let deadline = Instant::now() + ONE_SYNC;
-    loop {
-        let response = client
-            .fetch_x509svid(with_header(X509svidRequest {}))
-            .await?
-            .into_inner()
-            .message()
-            .await?
-            .ok_or("empty stream")?;
-        if response
-            .svids
-            .iter()
-            .any(|s| s.spiffe_id == "spiffe://example.org/after-revoke")
-        {
-            break;
+    qs.create_uid_entry(AGENT_ID, "spiffe://example.org/after-revoke", &[]);
+    let client = workload_client(&socket)?;
+    retry(ONE_SYNC, || {
+        let mut client = client.clone();
+        async move {
+            let response = client
+                .fetch_x509svid(with_header(X509svidRequest {}))
+                .await?
+                .into_inner()
+                .message()
+                .await?
+                .ok_or("empty stream")?;
+            if response
+                .svids
+                .iter()
+                .any(|s| s.spiffe_id == "spiffe://example.org/after-revoke")
+            {
+                TestResult::Ok(())
+            } else {
+                Err("the agent no longer syncs after the revoke".into())
+            }
         }
-        if Instant::now() > deadline {
-            return Err("the agent no longer syncs after the revoke".into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// The `kid` of a JWT's header.
@@ -390,17 +332,16 @@ async fn jwt_bundle_kids(client: &mut SpiffeWorkloadApiClient<Channel>) -> Vec<S
 #[tokio::test(flavor = "multi_thread")]
 async fn forced_jwt_rotation_purges_tokens_of_the_tainted_key() -> TestResult {
     let (qs, _agent, socket) = setup("");
-    let mut client = workload_client(&socket).await?;
-    let deadline = Instant::now() + ONE_SYNC;
-    let first_kid = loop {
-        if let Some(kid) = fetch_jwt_kid(&mut client).await {
-            break kid;
+    let mut client = workload_client(&socket)?;
+    let first_kid = retry(ONE_SYNC, || {
+        let mut client = client.clone();
+        async move {
+            fetch_jwt_kid(&mut client)
+                .await
+                .ok_or("no JWT-SVID in time")
         }
-        if Instant::now() > deadline {
-            return Err("no JWT-SVID in time".into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await?;
     let old_id = localauthority(&qs, "jwt", &["show"]);
     assert_eq!(first_kid, old_id, "tokens are signed by the active JWT key");
 
@@ -412,17 +353,21 @@ async fn forced_jwt_rotation_purges_tokens_of_the_tainted_key() -> TestResult {
         Some(old_id.as_str())
     );
     localauthority(&qs, "jwt", &["taint", "-authorityID", &old_id]);
-    let deadline = Instant::now() + ONE_SYNC;
-    loop {
-        let kid = fetch_jwt_kid(&mut client).await;
-        if kid.as_deref() == Some(new_id.as_str()) {
-            break;
+    retry(ONE_SYNC, || {
+        let mut client = client.clone();
+        let new_id = new_id.clone();
+        async move {
+            let kid = fetch_jwt_kid(&mut client).await;
+            if kid.as_deref() == Some(new_id.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "still served a token with kid {kid:?} after the taint"
+                ))
+            }
         }
-        if Instant::now() > deadline {
-            return Err(format!("still served a token with kid {kid:?} after the taint").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await?;
 
     // Revoke: the old kid leaves the JWT bundle.
     let mut before = vec![old_id.clone(), new_id.clone()];
@@ -474,12 +419,7 @@ async fn scheduled_rotation_with_a_short_ca_ttl_has_no_gap() -> TestResult {
         |s| s.roots.len() == 2,
     )
     .await?;
-    let new_root = prepared
-        .roots
-        .iter()
-        .find(|r| **r != old_root)
-        .cloned()
-        .ok_or("no new root")?;
+    let new_root = prepared.other_root(&old_root)?;
     assert!(
         SystemTime::now() < old_expiry,
         "the next CA must be published before the current one expires"

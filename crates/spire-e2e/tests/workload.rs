@@ -9,12 +9,11 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose,
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use spiffe_core::{BundleSet, SpiffeBundle, SpiffeId, TrustDomain, X509Bundle, X509Svid};
 use spire_common::tls::{SpiffeClientVerifier, SpiffeServerVerifier, SvidResolver, TrustStore};
-use spire_e2e::{Quickstart, current_uid, stderr};
-use spire_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use spire_proto::workload::{X509svidRequest, X509svidResponse};
+use spire_e2e::Quickstart;
+use spire_e2e::workload::{next_message, open_x509_stream};
+use spire_proto::workload::X509svidResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::Channel;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
@@ -23,48 +22,12 @@ const AGENT_ID: &str = "spiffe://example.org/myagent";
 /// A server and an attested agent; returns the agent process and its socket.
 fn server_and_agent(extra_server: &str) -> (Quickstart, spire_e2e::Process, std::path::PathBuf) {
     let qs = Quickstart::start(extra_server);
-    let token = qs.generate_token(AGENT_ID);
-    let (config, socket) = qs.agent_config("agent");
-    let agent = qs.start_agent(&config, Some(&token), "agent.log");
-    qs.wait_until("the agent socket", Duration::from_secs(30), || {
-        socket.exists()
-    });
+    let (agent, socket) = qs.start_attested_agent(AGENT_ID);
     (qs, agent, socket)
 }
 
 fn create_entry(qs: &Quickstart, path: &str, extra: &[&str]) {
-    let id = format!("spiffe://example.org{path}");
-    let selector = format!("unix:uid:{}", current_uid());
-    let mut args = vec![
-        "entry",
-        "create",
-        "-parentID",
-        AGENT_ID,
-        "-spiffeID",
-        &id,
-        "-selector",
-        &selector,
-    ];
-    args.extend(extra);
-    let out = qs.server_cli(&args);
-    assert!(out.status.success(), "entry create: {}", stderr(&out));
-}
-
-async fn workload_client(
-    socket: &std::path::Path,
-) -> Result<SpiffeWorkloadApiClient<Channel>, tonic::transport::Error> {
-    Ok(SpiffeWorkloadApiClient::new(spire_common::uds::channel(
-        socket,
-    )?))
-}
-
-fn svid_request() -> tonic::Request<X509svidRequest> {
-    let mut request = tonic::Request::new(X509svidRequest {});
-    request.metadata_mut().insert(
-        "workload.spiffe.io",
-        tonic::metadata::MetadataValue::from_static("true"),
-    );
-    request
+    qs.create_uid_entry(AGENT_ID, &format!("spiffe://example.org{path}"), extra);
 }
 
 fn ids(response: &X509svidResponse) -> Vec<String> {
@@ -242,30 +205,8 @@ fn foreign_svid() -> Result<X509Svid, Box<dyn std::error::Error + Send + Sync>> 
 /// moment to sign the first SVID) and returns it with its first message.
 async fn open_stream(
     socket: &std::path::Path,
-) -> Result<
-    (tonic::Streaming<X509svidResponse>, X509svidResponse),
-    Box<dyn std::error::Error + Send + Sync>,
-> {
-    let mut client = workload_client(socket).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempt = async {
-            let mut stream = client.fetch_x509svid(svid_request()).await?.into_inner();
-            let first = stream
-                .message()
-                .await?
-                .ok_or_else(|| tonic::Status::unavailable("stream ended"))?;
-            Ok::<_, tonic::Status>((stream, first))
-        }
-        .await;
-        match attempt {
-            Ok(opened) => return Ok(opened),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => return Err(status.into()),
-        }
-    }
+) -> Result<(tonic::Streaming<X509svidResponse>, X509svidResponse), tonic::Status> {
+    open_x509_stream(socket, Duration::from_secs(30)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -277,18 +218,10 @@ async fn new_entry_is_pushed_on_an_open_stream() -> TestResult {
 
     let created_at = Instant::now();
     create_entry(&qs, "/second", &[]);
-    let update = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(response)) if response.svids.len() == 2 => return Ok(response),
-                Ok(Some(_)) => {}
-                Ok(None) => return Err("stream ended".to_string()),
-                Err(status) => return Err(status.to_string()),
-            }
-        }
+    let update = next_message(&mut stream, Duration::from_secs(10), "new SVID", |r| {
+        Ok(r.svids.len() == 2)
     })
-    .await
-    .map_err(|_| "the new SVID was not pushed within 10 s")??;
+    .await?;
     assert_eq!(
         ids(&update),
         vec!["spiffe://example.org/first", "spiffe://example.org/second"]
@@ -310,23 +243,11 @@ async fn short_lived_svid_rotates_before_expiry() -> TestResult {
     let first_svid = &first.svids[0];
     let first_leaf = X509Svid::parse_der(&first_svid.x509_svid, &first_svid.x509_svid_key)?;
     let expiry = leaf_not_after(first_leaf.leaf())?;
-    let rotated = tokio::time::timeout(Duration::from_secs(25), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(response)) => {
-                    let svid = &response.svids[0];
-                    if svid.x509_svid != first_svid.x509_svid {
-                        return Ok((response, SystemTime::now()));
-                    }
-                }
-                Ok(None) => return Err("stream ended".to_string()),
-                Err(status) => return Err(status.to_string()),
-            }
-        }
+    let response = next_message(&mut stream, Duration::from_secs(25), "rotated SVID", |r| {
+        Ok(r.svids[0].x509_svid != first_svid.x509_svid)
     })
-    .await
-    .map_err(|_| "no rotated SVID within 25 s")??;
-    let (response, received_at) = rotated;
+    .await?;
+    let received_at = SystemTime::now();
     assert!(
         received_at < expiry,
         "the rotated SVID arrived after the previous one expired"
@@ -350,18 +271,12 @@ async fn short_lived_svid_rotates_before_expiry() -> TestResult {
         spire_e2e::tail(&agent.log(), 30)
     );
     create_entry(&qs, "/after-renewal", &[]);
-    let update = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(r)) if r.svids.len() == 2 => return Ok(()),
-                Ok(Some(_)) => {}
-                other => return Err(format!("stream ended: {other:?}")),
-            }
-        }
+    let update = next_message(&mut stream, Duration::from_secs(10), "new SVID", |r| {
+        Ok(r.svids.len() == 2)
     })
     .await;
     assert!(
-        matches!(update, Ok(Ok(()))),
+        update.is_ok(),
         "sync after the agent renewal failed: {update:?}"
     );
     Ok(())

@@ -1,6 +1,7 @@
 //! The admin-socket commands (agent.md §7.5): `debug getinfo` and `logger
 //! get|set|reset`, printed as SPIRE's `cmd/spire-agent/cli/debug` and `.../logger` do.
 
+use spire_common::cli::rfc3339;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,16 +63,6 @@ pub(crate) struct SetArgs {
     /// The new log level, one of (panic, fatal, error, warn, info, debug, trace).
     #[arg(long = "level", default_value = "")]
     level: String,
-}
-
-fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ts.to_string())
 }
 
 /// SPIRE's pretty `debug getinfo` output.

@@ -110,14 +110,14 @@ pub async fn serve_with_minter(
         sds,
         ..WorkloadApiConfig::default()
     };
-    let listener = bind_socket(&config.socket_path)?;
-    tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
-    let sds = sds_handler(&config, &cache, &attestors);
-    let handler = WorkloadApiHandler::new(cache, attestors)
-        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
-        .with_jwt_minter(minter)
-        .with_jwt_cache(jwt_cache);
-    serve_listener_with_sds(listener, handler, sds, shutdown).await
+    serve_configured(
+        &config,
+        cache,
+        attestors,
+        Some((minter, jwt_cache)),
+        shutdown,
+    )
+    .await
 }
 
 /// Serves the Workload API as the agent's `run` does: configured by `config`, minting
@@ -131,14 +131,35 @@ pub async fn serve_agent(
     jwt_cache: Arc<crate::manager::JwtSvidCache>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
+    serve_configured(
+        config,
+        cache,
+        attestors,
+        Some((minter, jwt_cache)),
+        shutdown,
+    )
+    .await
+}
+
+/// Binds `config.socket_path` and serves the Workload API (and SDS unless disabled)
+/// with the config's options, minting and caching JWT-SVIDs with `jwt` when given,
+/// until `shutdown` completes.
+async fn serve_configured(
+    config: &WorkloadApiConfig,
+    cache: Arc<Cache>,
+    attestors: Arc<WorkloadAttestors>,
+    jwt: Option<(Arc<dyn JwtSvidMinter>, Arc<JwtSvidCache>)>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), EndpointsError> {
     let listener = bind_socket(&config.socket_path)?;
     tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
     let sds = sds_handler(config, &cache, &attestors);
-    let handler = WorkloadApiHandler::new(cache, attestors)
+    let mut handler = WorkloadApiHandler::new(cache, attestors)
         .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
-        .allowed_foreign_jwt_claims(config.allowed_foreign_jwt_claims.iter().cloned())
-        .with_jwt_minter(minter)
-        .with_jwt_cache(jwt_cache);
+        .allowed_foreign_jwt_claims(config.allowed_foreign_jwt_claims.iter().cloned());
+    if let Some((minter, jwt_cache)) = jwt {
+        handler = handler.with_jwt_minter(minter).with_jwt_cache(jwt_cache);
+    }
     serve_listener_with_sds(listener, handler, sds, shutdown).await
 }
 
@@ -175,13 +196,7 @@ pub async fn serve_with_config(
     attestors: Arc<WorkloadAttestors>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), EndpointsError> {
-    let listener = bind_socket(&config.socket_path)?;
-    tracing::info!(path = %config.socket_path.display(), "Starting Workload and SDS APIs");
-    let sds = sds_handler(config, &cache, &attestors);
-    let handler = WorkloadApiHandler::new(cache, attestors)
-        .allow_unauthenticated_verifiers(config.allow_unauthenticated_verifiers)
-        .allowed_foreign_jwt_claims(config.allowed_foreign_jwt_claims.iter().cloned());
-    serve_listener_with_sds(listener, handler, sds, shutdown).await
+    serve_configured(config, cache, attestors, None, shutdown).await
 }
 
 /// Serves `handler` on an already bound listener until `shutdown` completes; then ends

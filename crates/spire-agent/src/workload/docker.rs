@@ -39,7 +39,7 @@ use tokio::net::UnixStream;
 
 use super::cgroup::{self, CgroupError};
 use super::unix::HOST_PROC_ENV;
-use super::{AttestFuture, AttestorError, WorkloadAttestor};
+use super::{AttestFuture, WorkloadAttestor};
 
 /// The plugin name, which is also the type of every selector it produces.
 pub const PLUGIN_NAME: &str = "docker";
@@ -357,11 +357,7 @@ impl WorkloadAttestor for DockerAttestor {
     }
 
     fn attest(&self, pid: i32) -> AttestFuture<'_> {
-        Box::pin(async move {
-            self.attest_values(pid)
-                .await
-                .map_err(|e| AttestorError::Other(Box::new(e)))
-        })
+        super::boxed_attestation(self.attest_values(pid))
     }
 }
 
@@ -384,18 +380,9 @@ mod tests {
     }
 
     fn plugin_from_hcl(data: &str) -> Result<Vec<PluginConfig>, Box<dyn std::error::Error>> {
-        let text = format!(
-            "agent {{\n server_address = \"127.0.0.1\"\n server_port = \"8081\"\n \
-             trust_domain = \"example.org\"\n trust_bundle_path = \"/b.pem\"\n}}\n\
-             plugins {{\n NodeAttestor \"join_token\" {{\n plugin_data {{}}\n }}\n \
-             KeyManager \"memory\" {{\n plugin_data {{}}\n }}\n \
-             WorkloadAttestor \"docker\" {{\n plugin_data {{\n{data}\n }}\n }}\n}}\n"
-        );
-        let config = crate::config::AgentConfig::parse(&text, &Default::default())?;
-        Ok(config
-            .plugins_of_type("WorkloadAttestor")
-            .cloned()
-            .collect())
+        Ok(vec![crate::workload::attestor_plugin_from_hcl(
+            "docker", data,
+        )?])
     }
 
     #[test]

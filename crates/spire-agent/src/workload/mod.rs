@@ -32,6 +32,39 @@ pub use unix::{UnixAttestor, UnixAttestorConfig};
 pub type AttestFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<String>, AttestorError>> + Send + 'a>>;
 
+/// Boxes a plugin's attestation as an [`AttestFuture`], the plugin's own error becoming
+/// [`AttestorError::Other`].
+pub(crate) fn boxed_attestation<'a, E>(
+    values: impl Future<Output = Result<Vec<String>, E>> + Send + 'a,
+) -> AttestFuture<'a>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Box::pin(async move { values.await.map_err(|e| AttestorError::Other(Box::new(e))) })
+}
+
+/// The `WorkloadAttestor "<name>"` plugin block of an otherwise minimal agent config
+/// whose `plugin_data` holds `data` (HCL), as the plugin's config parsing sees it.
+#[cfg(test)]
+pub(crate) fn attestor_plugin_from_hcl(
+    name: &str,
+    data: &str,
+) -> Result<spire_common::hcl::PluginConfig, Box<dyn std::error::Error>> {
+    let text = format!(
+        "agent {{\n server_address = \"127.0.0.1\"\n server_port = \"8081\"\n \
+         trust_domain = \"example.org\"\n trust_bundle_path = \"/b.pem\"\n}}\n\
+         plugins {{\n NodeAttestor \"join_token\" {{\n plugin_data {{}}\n }}\n \
+         KeyManager \"memory\" {{\n plugin_data {{}}\n }}\n \
+         WorkloadAttestor \"{name}\" {{\n plugin_data {{\n{data}\n }}\n }}\n}}\n"
+    );
+    let config = crate::config::AgentConfig::parse(&text, &Default::default())?;
+    config
+        .plugins_of_type("WorkloadAttestor")
+        .next()
+        .cloned()
+        .ok_or_else(|| "no plugin".into())
+}
+
 /// A workload attestor plugin (SPIRE's `WorkloadAttestor` plugin type).
 ///
 /// A plugin returns selector *values* (`uid:1000`); the selector type is always the

@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::authz_layer::authorized;
-use super::entry_mask::apply_entry_mask;
+use super::entry_mask::{apply_entry_mask, with_updatable_entry_fields};
 use super::{ApiContext, store_status};
 use crate::authz::Authorized;
 use crate::datastore::DataStoreError;
@@ -553,46 +553,15 @@ fn merge_masked(
     update: &types::Entry,
     mask: Option<&types::EntryMask>,
 ) -> types::Entry {
-    let all = types::EntryMask {
-        spiffe_id: true,
-        parent_id: true,
-        selectors: true,
-        x509_svid_ttl: true,
-        federates_with: true,
-        admin: true,
-        downstream: true,
-        expires_at: true,
-        dns_names: true,
-        store_svid: true,
-        jwt_svid_ttl: true,
-        hint: true,
-        additional_attributes: true,
-        ..Default::default()
-    };
-    let mask = mask.copied().unwrap_or(all);
     let mut merged = current.clone();
     macro_rules! take {
         ($($field:ident),*) => {
-            $(if mask.$field {
+            $(if mask.is_none_or(|m| m.$field) {
                 merged.$field = update.$field.clone();
             })*
         };
     }
-    take!(
-        spiffe_id,
-        parent_id,
-        selectors,
-        x509_svid_ttl,
-        federates_with,
-        admin,
-        downstream,
-        expires_at,
-        dns_names,
-        store_svid,
-        jwt_svid_ttl,
-        hint,
-        additional_attributes
-    );
+    with_updatable_entry_fields!(take);
     merged
 }
 

@@ -4,6 +4,31 @@
 
 use spire_proto::spire::api::types::{Entry, EntryMask};
 
+/// Invokes `$callback!` with the `Entry`/`EntryMask` fields an update may set (every
+/// field but `id`, `revision_number` and `created_at`), followed by `$extra` fields: the
+/// one list of masked fields behind output masks and masked updates.
+macro_rules! with_updatable_entry_fields {
+    ($callback:ident $(, $extra:ident)*) => {
+        $callback!(
+            spiffe_id,
+            parent_id,
+            selectors,
+            x509_svid_ttl,
+            federates_with,
+            admin,
+            downstream,
+            expires_at,
+            dns_names,
+            store_svid,
+            jwt_svid_ttl,
+            hint,
+            additional_attributes
+            $(, $extra)*
+        )
+    };
+}
+pub(crate) use with_updatable_entry_fields;
+
 /// `entry` with the fields `mask` does not select cleared (`None` keeps every field).
 pub fn apply_entry_mask(mut entry: Entry, mask: Option<&EntryMask>) -> Entry {
     let Some(mask) = mask else {
@@ -16,23 +41,7 @@ pub fn apply_entry_mask(mut entry: Entry, mask: Option<&EntryMask>) -> Entry {
             })*
         };
     }
-    clear_unselected!(
-        spiffe_id,
-        parent_id,
-        selectors,
-        x509_svid_ttl,
-        federates_with,
-        admin,
-        downstream,
-        expires_at,
-        dns_names,
-        revision_number,
-        store_svid,
-        jwt_svid_ttl,
-        hint,
-        created_at,
-        additional_attributes
-    );
+    with_updatable_entry_fields!(clear_unselected, revision_number, created_at);
     entry
 }
 

@@ -91,6 +91,15 @@ impl RevocationService {
         ca.latest_x509_ca_expiry(now)
             .unwrap_or_else(|| now + ca.config().ca_ttl)
     }
+
+    /// Every revocation in the datastore, as a gRPC result.
+    async fn revoked(&self) -> Result<Vec<RevokedX509Svid>, Status> {
+        self.ctx
+            .store
+            .list_revoked_x509_svids()
+            .await
+            .map_err(store_status)
+    }
 }
 
 #[tonic::async_trait]
@@ -133,12 +142,7 @@ impl Revocation for RevocationService {
         &self,
         _request: Request<pb::ListRevokedRequest>,
     ) -> Result<Response<pb::ListRevokedResponse>, Status> {
-        let revoked = self
-            .ctx
-            .store
-            .list_revoked_x509_svids()
-            .await
-            .map_err(store_status)?;
+        let revoked = self.revoked().await?;
         Ok(Response::new(pb::ListRevokedResponse {
             revoked: revoked.iter().map(to_proto).collect(),
         }))
@@ -148,12 +152,7 @@ impl Revocation for RevocationService {
         &self,
         _request: Request<pb::CrlRequest>,
     ) -> Result<Response<pb::CrlResponse>, Status> {
-        let revoked = self
-            .ctx
-            .store
-            .list_revoked_x509_svids()
-            .await
-            .map_err(store_status)?;
+        let revoked = self.revoked().await?;
         let crls = self.crls.crls(&self.ctx.ca, &revoked).map_err(|e| {
             tracing::error!(error = %e, "Unable to sign X509 CRLs");
             Status::internal(format!("unable to sign X509 CRLs: {e}"))

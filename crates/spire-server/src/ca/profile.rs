@@ -259,20 +259,40 @@ pub(crate) fn upstream_intermediate_params(
     not_after: SystemTime,
     with_authority_key_id: bool,
 ) -> Result<CertificateParams, ProfileError> {
-    let mut params = base_params(serial, public_key_bits, not_before, not_after)?;
-    params.distinguished_name = subject;
-    params.subject_alt_names = uris
+    let params = base_params(serial, public_key_bits, not_before, not_after)?;
+    let sans = uris
         .iter()
         .map(|uri| uri_san(uri))
         .collect::<Result<_, _>>()?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
+    let usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
     ];
+    Ok(signed_ca(
+        params,
+        subject,
+        sans,
+        usages,
+        with_authority_key_id,
+    ))
+}
+
+/// `params` made a CA signed by another one (upstream or downstream): `subject`, `sans`,
+/// CA:TRUE without pathLen, `key_usages`, and the AKID when the issuer has an SKID.
+fn signed_ca(
+    mut params: CertificateParams,
+    subject: DistinguishedName,
+    sans: Vec<SanType>,
+    key_usages: Vec<KeyUsagePurpose>,
+    with_authority_key_id: bool,
+) -> CertificateParams {
+    params.distinguished_name = subject;
+    params.subject_alt_names = sans;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = key_usages;
     params.use_authority_key_identifier_extension = with_authority_key_id;
-    Ok(params)
+    params
 }
 
 /// A downstream server's CA (SPIRE's `BuildDownstreamX509CATemplate`): the issuing CA's
@@ -287,13 +307,14 @@ pub(crate) fn downstream_ca_params(
     not_after: SystemTime,
     with_authority_key_id: bool,
 ) -> Result<CertificateParams, ProfileError> {
-    let mut params = base_params(serial, public_key_bits, not_before, not_after)?;
-    params.distinguished_name = subject;
-    params.subject_alt_names = vec![uri_san(&trust_domain.id_string())?];
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.use_authority_key_identifier_extension = with_authority_key_id;
-    Ok(params)
+    let params = base_params(serial, public_key_bits, not_before, not_after)?;
+    Ok(signed_ca(
+        params,
+        subject,
+        vec![uri_san(&trust_domain.id_string())?],
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        with_authority_key_id,
+    ))
 }
 
 /// The subject of a downstream CA: the `parent` attributes (type, string value) in Go's

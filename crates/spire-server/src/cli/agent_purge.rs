@@ -56,12 +56,7 @@ pub(crate) async fn purge(args: PurgeArgs) -> Result<(), CliError> {
                 page_token,
             })
             .await
-            .map_err(|status| {
-                CliError(format!(
-                    "failed to list agents: {}",
-                    CliError::from(status).0
-                ))
-            })?
+            .map_err(CliError::rpc("failed to list agents"))?
             .into_inner();
         agents.extend(page.agents);
         if page.next_page_token.is_empty() {

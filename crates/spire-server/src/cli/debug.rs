@@ -1,5 +1,6 @@
 //! `spire-server debug getinfo` (server.md §2.9) over the Debug API.
 
+use spire_common::cli::rfc3339;
 use std::time::Duration;
 
 use spire_proto::spire::api::server::debug::v1::GetInfoRequest;
@@ -28,16 +29,6 @@ impl DebugCommand {
             DebugCommand::GetInfo(args) => get_info(args).await,
         }
     }
-}
-
-fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
 }
 
 async fn get_info(args: GetInfoArgs) -> Result<(), CliError> {

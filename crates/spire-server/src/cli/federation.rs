@@ -347,8 +347,7 @@ async fn edit(args: EditArgs, update: bool) -> Result<(), CliError> {
     let output = args.output.format()?;
     let requested = relationships(&args)?;
     let mut client = TrustDomainClient::new(args.socket.channel()?);
-    let request_failed =
-        |e: tonic::Status| CliError(format!("request failed: {}", CliError::from(e).0));
+    let request_failed = CliError::rpc("request failed");
     if update {
         let response = client
             .batch_update_federation_relationship(pb::BatchUpdateFederationRelationshipRequest {
@@ -406,12 +405,7 @@ async fn delete(args: IdArgs) -> Result<(), CliError> {
             trust_domains: vec![args.id.clone()],
         })
         .await
-        .map_err(|e| {
-            CliError(format!(
-                "failed to delete federation relationship: {}",
-                CliError::from(e).0
-            ))
-        })?
+        .map_err(CliError::rpc("failed to delete federation relationship"))?
         .into_inner();
     if output == OutputFormat::Json {
         return print_json(&response);
@@ -436,12 +430,7 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
     let response = client
         .list_federation_relationships(pb::ListFederationRelationshipsRequest::default())
         .await
-        .map_err(|e| {
-            CliError(format!(
-                "error listing federation relationship: {}",
-                CliError::from(e).0
-            ))
-        })?
+        .map_err(CliError::rpc("error listing federation relationship"))?
         .into_inner();
     if output == OutputFormat::Json {
         return print_json(&response);
@@ -474,12 +463,7 @@ async fn show(args: ShowArgs) -> Result<(), CliError> {
             output_mask: None,
         })
         .await
-        .map_err(|e| {
-            CliError(format!(
-                "error showing federation relationship: {}",
-                CliError::from(e).0
-            ))
-        })?
+        .map_err(CliError::rpc("error showing federation relationship"))?
         .into_inner();
     if output == OutputFormat::Json {
         return print_json(&fr);
@@ -512,10 +496,7 @@ async fn refresh(args: IdArgs) -> Result<(), CliError> {
             )));
         }
         Err(e) => {
-            return Err(CliError(format!(
-                "failed to refresh bundle: {}",
-                CliError::from(e).0
-            )));
+            return Err(CliError::rpc("failed to refresh bundle")(e));
         }
     }
     if output == OutputFormat::Json {

@@ -66,7 +66,7 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
             ttl: ttl_seconds(args.ttl),
         })
         .await
-        .map_err(|s| CliError(format!("unable to mint SVID: {}", CliError::from(s).0)))?
+        .map_err(CliError::rpc("unable to mint SVID"))?
         .into_inner();
     let token = response
         .svid

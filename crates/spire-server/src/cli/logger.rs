@@ -43,9 +43,7 @@ impl LoggerCommand {
                 let logger = LoggerClient::new(args.socket.channel()?)
                     .get_logger(GetLoggerRequest {})
                     .await
-                    .map_err(|s| {
-                        CliError(format!("error fetching logger: {}", CliError::from(s).0))
-                    })?
+                    .map_err(CliError::rpc("error fetching logger"))?
                     .into_inner();
                 print_logger(&logger, format)
             }
@@ -63,9 +61,7 @@ impl LoggerCommand {
                         new_level: level as i32,
                     })
                     .await
-                    .map_err(|s| {
-                        CliError(format!("failed to set log level: {}", CliError::from(s).0))
-                    })?
+                    .map_err(CliError::rpc("failed to set log level"))?
                     .into_inner();
                 print_logger(&logger, format)
             }
@@ -74,9 +70,7 @@ impl LoggerCommand {
                 let logger = LoggerClient::new(args.socket.channel()?)
                     .reset_log_level(ResetLogLevelRequest {})
                     .await
-                    .map_err(|s| {
-                        CliError(format!("failed to reset logger: {}", CliError::from(s).0))
-                    })?
+                    .map_err(CliError::rpc("failed to reset logger"))?
                     .into_inner();
                 print_logger(&logger, format)
             }

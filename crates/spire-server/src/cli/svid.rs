@@ -3,6 +3,7 @@
 //! number through `spirers.server.revocation.v1.Revocation` and list the revocations.
 //! Agents then hand workloads CRLs that list the serial (docs/revocation.md).
 
+use spire_common::cli::rfc3339;
 use spire_proto::spirers::server::revocation::v1::revocation_client::RevocationClient;
 use spire_proto::spirers::server::revocation::v1::{
     ListRevokedRequest, RevokeX509svidRequest, RevokedX509svid,
@@ -115,16 +116,6 @@ fn parse_expires_at(input: &str) -> Result<i64, CliError> {
         })
 }
 
-fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}
-
 fn print_revoked(r: &RevokedX509svid) {
     println!("Serial         : {}", r.serial);
     println!("Revoked at     : {}", rfc3339(r.revoked_at));
@@ -138,12 +129,7 @@ async fn revoke(args: RevokeArgs) -> Result<(), CliError> {
     let response = RevocationClient::new(args.socket.channel()?)
         .revoke_x509svid(RevokeX509svidRequest { serial, expires_at })
         .await
-        .map_err(|s| {
-            CliError(format!(
-                "unable to revoke X509-SVID: {}",
-                CliError::from(s).0
-            ))
-        })?
+        .map_err(CliError::rpc("unable to revoke X509-SVID"))?
         .into_inner();
     if format == OutputFormat::Json {
         return print_json(&response);
@@ -161,12 +147,7 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
     let response = RevocationClient::new(args.socket.channel()?)
         .list_revoked_x509svi_ds(ListRevokedRequest {})
         .await
-        .map_err(|s| {
-            CliError(format!(
-                "unable to list revoked X509-SVIDs: {}",
-                CliError::from(s).0
-            ))
-        })?
+        .map_err(CliError::rpc("unable to list revoked X509-SVIDs"))?
         .into_inner();
     if format == OutputFormat::Json {
         return print_json(&response);

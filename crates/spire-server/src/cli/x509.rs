@@ -67,13 +67,7 @@ pub(crate) fn warn_if_capped(what: &str, expires_at: i64, ttl: Duration) {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let wanted = i64::from(ttl_seconds(ttl));
     if expires_at.saturating_sub(now).saturating_add(1) < wanted {
-        let eol = time::OffsetDateTime::from_unix_timestamp(expires_at)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| expires_at.to_string());
+        let eol = spire_common::cli::rfc3339(expires_at);
         eprintln!("{what} lifetime was capped shorter than specified ttl; expires {eol:?}");
     }
 }
@@ -146,7 +140,7 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
             ttl: ttl_seconds(args.ttl),
         })
         .await
-        .map_err(|s| CliError(format!("unable to mint SVID: {}", CliError::from(s).0)))?
+        .map_err(CliError::rpc("unable to mint SVID"))?
         .into_inner()
         .svid
         .unwrap_or_default();
@@ -156,7 +150,7 @@ async fn mint(args: MintArgs) -> Result<(), CliError> {
     let bundle = BundleClient::new(channel)
         .get_bundle(GetBundleRequest::default())
         .await
-        .map_err(|s| CliError(format!("unable to get bundle: {}", CliError::from(s).0)))?
+        .map_err(CliError::rpc("unable to get bundle"))?
         .into_inner();
     if bundle.x509_authorities.is_empty() {
         return Err(CliError("server response missing X509 Authorities".into()));

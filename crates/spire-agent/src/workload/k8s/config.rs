@@ -253,19 +253,7 @@ mod tests {
     use super::*;
 
     fn plugin_from_hcl(data: &str) -> Result<PluginConfig, Box<dyn std::error::Error>> {
-        let text = format!(
-            "agent {{\n server_address = \"127.0.0.1\"\n server_port = \"8081\"\n \
-             trust_domain = \"example.org\"\n trust_bundle_path = \"/b.pem\"\n}}\n\
-             plugins {{\n NodeAttestor \"join_token\" {{\n plugin_data {{}}\n }}\n \
-             KeyManager \"memory\" {{\n plugin_data {{}}\n }}\n \
-             WorkloadAttestor \"k8s\" {{\n plugin_data {{\n{data}\n }}\n }}\n}}\n"
-        );
-        let config = crate::config::AgentConfig::parse(&text, &Default::default())?;
-        config
-            .plugins_of_type("WorkloadAttestor")
-            .next()
-            .cloned()
-            .ok_or_else(|| "no plugin".into())
+        crate::workload::attestor_plugin_from_hcl("k8s", data)
     }
 
     fn parse(data: &str) -> Result<K8sAttestorConfig, Box<dyn std::error::Error>> {

@@ -31,7 +31,7 @@ use pods::{ContainerLookup, Pod};
 
 use super::cgroup::{self, CgroupError};
 use super::unix::HOST_PROC_ENV;
-use super::{AttestFuture, AttestorError, WorkloadAttestor};
+use super::{AttestFuture, WorkloadAttestor};
 
 /// The plugin name, which is also the type of every selector it produces.
 pub const PLUGIN_NAME: &str = "k8s";
@@ -226,10 +226,6 @@ impl WorkloadAttestor for K8sAttestor {
     }
 
     fn attest(&self, pid: i32) -> AttestFuture<'_> {
-        Box::pin(async move {
-            self.attest_values(pid)
-                .await
-                .map_err(|e| AttestorError::Other(Box::new(e)))
-        })
+        super::boxed_attestation(self.attest_values(pid))
     }
 }
