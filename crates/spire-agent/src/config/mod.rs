@@ -760,6 +760,21 @@ impl AgentConfig {
                 ("WorkloadAttestor", PluginConstraint::AT_LEAST_ONE),
             ],
         )?;
+        // SVIDStore (and any other type) is not built: refuse it rather than ignore it.
+        if let Some(p) = plugins.iter().find(|p| {
+            p.enabled
+                && !["KeyManager", "NodeAttestor", "WorkloadAttestor"]
+                    .contains(&p.plugin_type.as_str())
+        }) {
+            return Err(ConfigError::Value {
+                key: format!("plugins.{}", p.plugin_type),
+                message: format!(
+                    "plugin type {} (\"{}\") is not supported by spire-rs yet",
+                    p.plugin_type, p.name
+                ),
+            }
+            .into());
+        }
 
         Ok(AgentConfig {
             data_dir: PathBuf::from(data_dir),

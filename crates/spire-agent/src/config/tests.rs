@@ -631,3 +631,22 @@ fn disk_key_manager_requires_directory() {
         "failed to create plugin config for \"KeyManager\"/\"disk\": directory must be configured"
     );
 }
+
+#[test]
+fn plugin_types_not_built_are_refused_by_name() {
+    let text = format!(
+        "agent {{\n{BASE}\n}}\n{}",
+        PLUGINS.replace(
+            "plugins {",
+            "plugins {\n    SVIDStore \"aws_secretsmanager\" {\n        plugin_data {\n        }\n    }"
+        )
+    );
+    let message = err(&text);
+    assert!(
+        message.contains("plugins.SVIDStore")
+            && message.contains(
+                "plugin type SVIDStore (\"aws_secretsmanager\") is not supported by spire-rs yet"
+            ),
+        "{message}"
+    );
+}
